@@ -1,0 +1,4 @@
+//! `auspex-crypto` owns keys and signatures: tenant key files (PKCS#8 PEM,
+//! created 0600, written atomically) and, as the project grows, every signing
+//! and verification construction of the protocol. It never prints.
+#![deny(missing_docs)]
