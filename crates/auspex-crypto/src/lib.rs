@@ -2,3 +2,6 @@
 //! created 0600, written atomically) and, as the project grows, every signing
 //! and verification construction of the protocol. It never prints.
 #![deny(missing_docs)]
+
+pub mod cose;
+pub mod keys;

@@ -16,7 +16,19 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod attestation;
+pub mod bundle;
+pub mod executor_output;
+pub mod journal;
 pub mod json;
+pub mod manifest;
+pub mod package;
+pub mod receipt;
+pub mod reducer;
+pub mod result;
+pub mod sse;
+pub mod validate;
+pub mod workunit;
 
 use sha2::{Digest, Sha256};
 
