@@ -5,3 +5,4 @@
 
 pub mod cose;
 pub mod keys;
+pub mod manifest;

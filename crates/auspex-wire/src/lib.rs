@@ -19,6 +19,8 @@
 pub mod attestation;
 pub mod bundle;
 pub mod executor_output;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod journal;
 pub mod json;
 pub mod manifest;

@@ -1,0 +1,113 @@
+//! Command-line arguments (clap derive). Parsing only: no behaviour here.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// auspex — run experiments on the AuspexAI volunteer compute network, and
+/// prove what it computed.
+#[derive(Debug, Parser)]
+#[command(name = "auspex", version, about, long_about = None, propagate_version = true)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The command groups (those of the official `auspexai-tenant` CLI).
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create and inspect the tenant's Ed25519 signing key.
+    #[command(subcommand)]
+    Key(KeyCommand),
+    /// Validate and sign experiment manifests.
+    #[command(subcommand)]
+    Manifest(ManifestCommand),
+    /// Decode and inspect receipts.
+    #[command(subcommand)]
+    Receipts(ReceiptsCommand),
+}
+
+/// `auspex key …`
+#[derive(Debug, Subcommand)]
+pub enum KeyCommand {
+    /// Generate a new Ed25519 tenant key (PKCS#8 PEM, mode 0600).
+    Generate {
+        /// Where to write the key [default: ~/.config/auspexai-tenant/tenant_key].
+        #[arg(short, long, value_name = "PATH")]
+        output: Option<PathBuf>,
+        /// Overwrite an existing key file (the old key is lost).
+        #[arg(long)]
+        force: bool,
+    },
+    /// Print the public key (64 lowercase hex characters).
+    Pubkey(KeyArg),
+}
+
+/// The `--key` option shared by commands that sign.
+#[derive(Debug, Args)]
+pub struct KeyArg {
+    /// The tenant key file [default: ~/.config/auspexai-tenant/tenant_key, or
+    /// maintainer_key beside it when only that exists].
+    #[arg(long, value_name = "PATH")]
+    pub key: Option<PathBuf>,
+}
+
+/// `auspex manifest …`
+#[derive(Debug, Subcommand)]
+pub enum ManifestCommand {
+    /// Check a manifest against its schema version's rules, reporting every violation.
+    Validate {
+        /// The manifest (JSON).
+        path: PathBuf,
+        /// Print the result as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Sign a manifest with the tenant key and write the signature file.
+    Sign {
+        /// The manifest (JSON).
+        path: PathBuf,
+        #[command(flatten)]
+        key: KeyArg,
+        /// Where to write the signature [default: PATH with `.sig` appended].
+        #[arg(short, long, value_name = "PATH")]
+        output: Option<PathBuf>,
+        /// Whose signing layout to reproduce: `0.5.5` (v0.1 manifests) or
+        /// `0.6.67` (needed for v0.2 and later) [default: by schema version].
+        #[arg(long, value_name = "VERSION")]
+        sdk: Option<String>,
+    },
+    /// Check a manifest's signature file against the manifest.
+    Verify {
+        /// The manifest (JSON).
+        path: PathBuf,
+        /// The signature file [default: PATH with `.sig` appended].
+        #[arg(long, value_name = "PATH")]
+        sig: Option<PathBuf>,
+        /// Require this signer (64 hex characters).
+        #[arg(long, value_name = "HEX")]
+        signer: Option<String>,
+        /// Whose signing layout to check against [default: by schema version].
+        #[arg(long, value_name = "VERSION")]
+        sdk: Option<String>,
+    },
+    /// Print the manifest hash (the experiment's content address).
+    Hash {
+        /// The manifest (JSON).
+        path: PathBuf,
+    },
+}
+
+/// `auspex receipts …`
+#[derive(Debug, Subcommand)]
+pub enum ReceiptsCommand {
+    /// Decode a receipt (naked CBOR or COSE_Sign1) and print it.
+    Show {
+        /// The receipt file (binary CBOR).
+        path: PathBuf,
+        /// Print machine-readable JSON instead of the human form.
+        #[arg(long)]
+        json: bool,
+    },
+}
