@@ -3,6 +3,9 @@
 //! and verification construction of the protocol. It never prints.
 #![deny(missing_docs)]
 
+pub mod atomic;
 pub mod cose;
+pub mod http_sig;
 pub mod keys;
 pub mod manifest;
+pub mod merkle;

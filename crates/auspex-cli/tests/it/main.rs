@@ -1,0 +1,9 @@
+//! Integration tests of the real `auspex` binary, including interop with the
+//! official Python SDK (installed by `scripts/python-peers.sh`).
+
+mod common;
+mod errors;
+mod interop;
+mod key;
+mod manifest;
+mod receipts;

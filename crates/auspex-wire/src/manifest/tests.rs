@@ -1,0 +1,31 @@
+//! Unit tests (filled below).
+#[test]
+fn debug_idna() {
+    use idna::uts46::{AsciiDenyList, Hyphens, Uts46};
+    for d in ["xn--zz.com", "1.اختبار", "☃.net", "xn--n3h.net", "a..b", "ab--cd.com", "XN--BCHER-KVA.example"] {
+        let (m, r) = Uts46::new().to_unicode(d.as_bytes(), AsciiDenyList::EMPTY, Hyphens::Allow);
+        eprintln!("{d:?} -> {m:?} {:?}", r.is_ok());
+    }
+}
+#[test]
+fn fuzz_email_tmp() {
+    let Ok(bytes) = std::fs::read("/tmp/mprobe/fuzz1.json") else { return };
+    let d = crate::json::parse(&bytes).unwrap();
+    let mut bad = 0;
+    let mut reasons = std::collections::BTreeMap::new();
+    for case in d.get("cases").unwrap().as_array().unwrap() {
+        let input = case.get("input").unwrap().as_str().unwrap();
+        let want = case.get("normalized").and_then(|v| v.as_str());
+        let got = super::email::normalize_email(input);
+        match (want, &got) {
+            (Some(w), Ok(g)) if w == g => {}
+            (None, Err(e)) => {
+                let r = case.get("error").unwrap().as_str().unwrap();
+                if r != e.reason { *reasons.entry((r.to_owned(), e.reason.clone())).or_insert(0) += 1; }
+            }
+            _ => { bad += 1; if bad < 40 { eprintln!("MISMATCH {input:?}: py {want:?} {:?} rs {got:?}", case.get("error")); } }
+        }
+    }
+    for ((a, b), n) in &reasons { eprintln!("REASON x{n}\n  py {a}\n  rs {b}"); }
+    eprintln!("total mismatches {bad}");
+}
