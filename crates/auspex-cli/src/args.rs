@@ -109,5 +109,8 @@ pub enum ReceiptsCommand {
         /// Print machine-readable JSON instead of the human form.
         #[arg(long)]
         json: bool,
+        /// Require the receipt to be signed by this key (64 hex characters).
+        #[arg(long, value_name = "HEX")]
+        signer: Option<String>,
     },
 }

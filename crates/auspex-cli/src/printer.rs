@@ -38,11 +38,6 @@ impl Printer {
         self.write(false, &s);
     }
 
-    /// Data on stdout, exactly as given.
-    pub fn raw(&mut self, text: &str) {
-        self.write(false, text);
-    }
-
     /// A message line on stderr.
     pub fn note(&mut self, text: impl AsRef<str>) {
         let mut s = text.as_ref().to_owned();

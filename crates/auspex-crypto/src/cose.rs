@@ -215,8 +215,9 @@ impl CoseSign1 {
             let entries = header.as_map().ok_or(CoseError::ProtectedNotMap {
                 found: header.type_name(),
             })?;
-            for (i, (label, value)) in entries.iter().enumerate() {
-                if entries[..i].iter().any(|(l, _)| l == label) {
+            let mut seen = std::collections::HashSet::new();
+            for (label, value) in entries {
+                if !seen.insert(cbor::encode_canonical(label)) {
                     return Err(CoseError::DuplicateHeaderLabel {
                         label: label_display(label),
                     });
@@ -484,7 +485,8 @@ pub fn inspect_receipt(bytes: &[u8]) -> Result<ReceiptInspection, InspectError> 
                     found: statement.predicate_type,
                 });
             }
-            let receipt = receipt::decode_cbor(&statement.predicate).map_err(InspectError::Receipt)?;
+            let receipt =
+                receipt::decode_cbor(&statement.predicate).map_err(InspectError::Receipt)?;
             let signature = cose.verify(None);
             let subject_digest_matches = statement.subject_digest_matches();
             Ok(ReceiptInspection {

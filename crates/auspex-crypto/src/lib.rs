@@ -5,6 +5,8 @@
 
 pub mod atomic;
 pub mod cose;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod http_sig;
 pub mod keys;
 pub mod manifest;

@@ -96,10 +96,11 @@ impl<'a> Members<'a> {
             what,
             found: v.type_name(),
         })?;
-        let mut entries: Vec<(&str, &Cbor)> = Vec::with_capacity(raw.len());
+        let mut entries: Vec<(&str, &Cbor)> = Vec::with_capacity(raw.len().min(64));
+        let mut seen = std::collections::HashSet::new();
         for (k, val) in raw {
             match k.as_text() {
-                Some(s) if !entries.iter().any(|(e, _)| *e == s) => entries.push((s, val)),
+                Some(s) if seen.insert(s) => entries.push((s, val)),
                 _ => {
                     return Err(StatementError::BadKey {
                         what,
@@ -115,7 +116,10 @@ impl<'a> Members<'a> {
     }
 
     fn get(&self, key: &str) -> Option<&'a Cbor> {
-        self.entries.iter().find(|(k, _)| *k == key).map(|(_, v)| *v)
+        self.entries
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map(|(_, v)| *v)
     }
 
     fn req(&self, key: &'static str) -> Result<&'a Cbor, StatementError> {
@@ -221,9 +225,7 @@ impl Statement {
             let d = Members::of("subject digest", s.req("digest")?)?;
             let mut digest = Vec::with_capacity(d.entries.len());
             for (k, v) in &d.entries {
-                let v = v
-                    .as_text()
-                    .ok_or_else(|| d.wrong(k, "a text string", v))?;
+                let v = v.as_text().ok_or_else(|| d.wrong(k, "a text string", v))?;
                 digest.push(((*k).to_owned(), v.to_owned()));
             }
             subjects.push(Subject { name, digest });

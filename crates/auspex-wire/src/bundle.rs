@@ -202,8 +202,7 @@ impl<'a, 'c> Reader<'a, 'c> {
     }
 
     fn truthy(&mut self, key: &'static str) -> bool {
-        self.value(key)
-            .is_some_and(crate::attestation::truthy)
+        self.value(key).is_some_and(crate::attestation::truthy)
     }
 
     fn list(&mut self, key: &'static str) -> Vec<(JsonPath, &'a Value)> {
@@ -318,12 +317,22 @@ impl EvidenceBundle {
         let manifest = r.any("manifest");
         let wu = r.list("work_units");
         let rows = r.list("consensus_results");
-        let unit_consensus = r.list("unit_consensus").into_iter().map(|(_, v)| v.clone()).collect();
+        let unit_consensus = r
+            .list("unit_consensus")
+            .into_iter()
+            .map(|(_, v)| v.clone())
+            .collect();
         let pre_registration = r.any("pre_registration");
-        let deviations = r.list("deviations").into_iter().map(|(_, v)| v.clone()).collect();
+        let deviations = r
+            .list("deviations")
+            .into_iter()
+            .map(|(_, v)| v.clone())
+            .collect();
         let rcpts = r.list("receipts");
         // The SDK checks the attestation only when the member is truthy.
-        let att = r.value("attestation").filter(|v| crate::attestation::truthy(v));
+        let att = r
+            .value("attestation")
+            .filter(|v| crate::attestation::truthy(v));
         let xfer = r.value("transfer");
         let extra = r.extra();
         let c = r.c;

@@ -20,7 +20,10 @@ pub fn json_canonical(data: &[u8]) {
     let compact = json::pydantic_compact(&v);
     let _ = json::pydantic_indent(&v);
     let _ = json::python_indent(&v);
-    assert!(json::parse_str(&compact).is_ok(), "pydantic output does not parse: {compact}");
+    assert!(
+        json::parse_str(&compact).is_ok(),
+        "pydantic output does not parse: {compact}"
+    );
 }
 
 /// Manifest parsing and validation; for a valid manifest, both signing

@@ -177,7 +177,9 @@ impl Record {
 
     /// Reads one record.
     pub fn from_value(v: &Value) -> Result<Record, RecordError> {
-        let o = v.as_object().ok_or(RecordError::NotAnObject(v.type_name()))?;
+        let o = v
+            .as_object()
+            .ok_or(RecordError::NotAnObject(v.type_name()))?;
         match o.get("kind").and_then(Value::as_str) {
             Some(KIND_SUBMIT) => {
                 let kind = KIND_SUBMIT;
@@ -198,10 +200,9 @@ impl Record {
                 };
                 let mut units = Vec::with_capacity(items.len());
                 for it in items {
-                    let (Some(id), Some(payload)) = (
-                        it.get("unit_id").and_then(Value::as_str),
-                        it.get("payload"),
-                    ) else {
+                    let (Some(id), Some(payload)) =
+                        (it.get("unit_id").and_then(Value::as_str), it.get("payload"))
+                    else {
                         return Err(wrong_units);
                     };
                     units.push(JournalUnit {
@@ -243,7 +244,14 @@ impl Record {
 fn is_line_break(c: char) -> bool {
     matches!(
         c,
-        '\n' | '\r' | '\u{b}' | '\u{c}' | '\u{1c}' | '\u{1d}' | '\u{1e}' | '\u{85}' | '\u{2028}'
+        '\n' | '\r'
+            | '\u{b}'
+            | '\u{c}'
+            | '\u{1c}'
+            | '\u{1d}'
+            | '\u{1e}'
+            | '\u{85}'
+            | '\u{2028}'
             | '\u{2029}'
     )
 }
@@ -279,11 +287,13 @@ pub fn parse_journal(bytes: &[u8]) -> Result<Vec<Record>, JournalError> {
     let mut out = Vec::new();
     for (i, line) in python_splitlines(text).into_iter().enumerate() {
         // Python's str.strip(): Unicode whitespace plus U+001C..U+001F.
-        let stripped = line.trim_matches(|c: char| c.is_whitespace() || ('\u{1c}'..='\u{1f}').contains(&c));
+        let stripped =
+            line.trim_matches(|c: char| c.is_whitespace() || ('\u{1c}'..='\u{1f}').contains(&c));
         if stripped.is_empty() {
             continue;
         }
-        let v = json::parse_str(stripped).map_err(|error| JournalError::Json { line: i + 1, error })?;
+        let v =
+            json::parse_str(stripped).map_err(|error| JournalError::Json { line: i + 1, error })?;
         let rec = Record::from_value(&v).map_err(|problem| JournalError::Record {
             line: i + 1,
             problem,
@@ -360,7 +370,8 @@ pub fn resume_state(records: &[Record]) -> ResumeState {
                 if *round > last_done {
                     last_done = *round;
                     state.cursor = cursor.clone();
-                    state.aggregate = (!matches!(aggregate, Value::Null)).then(|| aggregate.clone());
+                    state.aggregate =
+                        (!matches!(aggregate, Value::Null)).then(|| aggregate.clone());
                 }
             }
             Record::Finalized => state.terminal = Some(Terminal::Finalized),

@@ -141,11 +141,12 @@ fn map<'a>(c: &mut Checker, path: JsonPath, v: &'a Cbor) -> Option<MapCursor<'a>
         wrong(c, &path, "map", v);
         return None;
     };
-    let mut entries: Vec<(&str, &Cbor)> = Vec::with_capacity(raw.len());
+    let mut entries: Vec<(&str, &Cbor)> = Vec::with_capacity(raw.len().min(64));
+    let mut seen = std::collections::HashSet::new();
     for (k, val) in raw {
         match k {
             Cbor::Text(s) => {
-                if entries.iter().any(|(e, _)| e == s) {
+                if !seen.insert(s.as_str()) {
                     c.report(path.key(s), ViolationKind::Rule("duplicate map key".into()));
                 } else {
                     entries.push((s, val));
@@ -400,8 +401,8 @@ fn validate(v: &Cbor, mode: Mode) -> Result<Receipt, Violations> {
             ),
         }
     }
-    let tenant_id =
-        required(&mut c, &mut m, "tenant_id").and_then(|v| text(&mut c, &p.key("tenant_id"), v, mode));
+    let tenant_id = required(&mut c, &mut m, "tenant_id")
+        .and_then(|v| text(&mut c, &p.key("tenant_id"), v, mode));
     let experiment_id = required(&mut c, &mut m, "experiment_id")
         .and_then(|v| text(&mut c, &p.key("experiment_id"), v, mode));
     let worker_pubkey = required(&mut c, &mut m, "worker_pubkey")
@@ -421,8 +422,8 @@ fn validate(v: &Cbor, mode: Mode) -> Result<Receipt, Violations> {
         let tp = tw.path.clone();
         let start = required(&mut c, &mut tw, "start")
             .and_then(|v| datetime(&mut c, &tp.key("start"), v, mode));
-        let end =
-            required(&mut c, &mut tw, "end").and_then(|v| datetime(&mut c, &tp.key("end"), v, mode));
+        let end = required(&mut c, &mut tw, "end")
+            .and_then(|v| datetime(&mut c, &tp.key("end"), v, mode));
         finish(&mut c, tw);
         Some(TimeWindow {
             start: start?,
@@ -436,8 +437,8 @@ fn validate(v: &Cbor, mode: Mode) -> Result<Receipt, Violations> {
             .and_then(|v| int(&mut c, &qp.key("replication_factor"), v, 1));
         let aw = required(&mut c, &mut q, "agreeing_workers")
             .and_then(|v| int(&mut c, &qp.key("agreeing_workers"), v, 1));
-        let method =
-            required(&mut c, &mut q, "method").and_then(|v| text(&mut c, &qp.key("method"), v, mode));
+        let method = required(&mut c, &mut q, "method")
+            .and_then(|v| text(&mut c, &qp.key("method"), v, mode));
         finish(&mut c, q);
         Some(QuorumAgreement {
             replication_factor: rf?,
@@ -599,7 +600,10 @@ impl Receipt {
             (
                 t("quorum_agreement"),
                 Cbor::Map(vec![
-                    (t("replication_factor"), Cbor::Unsigned(q.replication_factor)),
+                    (
+                        t("replication_factor"),
+                        Cbor::Unsigned(q.replication_factor),
+                    ),
                     (t("agreeing_workers"), Cbor::Unsigned(q.agreeing_workers)),
                     (t("method"), t(&q.method)),
                 ]),

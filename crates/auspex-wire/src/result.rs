@@ -43,9 +43,9 @@ impl WorkResult {
         let completed_at = c
             .required(&mut o, "completed_at")
             .and_then(|v| fields::datetime(&mut c, &p.key("completed_at"), v));
-        let exit_code = c.required(&mut o, "exit_code").and_then(|v| {
-            fields::lax_int(&mut c, &p.key("exit_code"), v, Some(-255), Some(255))
-        });
+        let exit_code = c
+            .required(&mut o, "exit_code")
+            .and_then(|v| fields::lax_int(&mut c, &p.key("exit_code"), v, Some(-255), Some(255)));
         let payload = c
             .required(&mut o, "payload")
             .and_then(|v| fields::object(&mut c, &p.key("payload"), v));

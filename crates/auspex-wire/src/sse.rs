@@ -98,7 +98,14 @@ impl SseParser {
 fn is_line_break(c: char) -> bool {
     matches!(
         c,
-        '\n' | '\r' | '\u{b}' | '\u{c}' | '\u{1c}' | '\u{1d}' | '\u{1e}' | '\u{85}' | '\u{2028}'
+        '\n' | '\r'
+            | '\u{b}'
+            | '\u{c}'
+            | '\u{1c}'
+            | '\u{1d}'
+            | '\u{1e}'
+            | '\u{85}'
+            | '\u{2028}'
             | '\u{2029}'
     )
 }
@@ -208,7 +215,10 @@ mod tests {
         assert_eq!(e.data, "");
         assert_eq!(p.feed_line("retry: 10"), None);
         assert_eq!(p.feed_line("data:  two spaces"), None);
-        assert_eq!(p.feed_line("").map(|e| e.data), Some(" two spaces".to_owned()));
+        assert_eq!(
+            p.feed_line("").map(|e| e.data),
+            Some(" two spaces".to_owned())
+        );
     }
 
     #[test]
@@ -216,7 +226,10 @@ mod tests {
         let mut s = LineSplitter::new();
         assert_eq!(s.push(b"a\r"), vec!["a".to_owned()]);
         assert_eq!(s.push(b"\nb\xc3"), Vec::<String>::new());
-        assert_eq!(s.push(b"\xa9\n\n"), vec!["b\u{e9}".to_owned(), String::new()]);
+        assert_eq!(
+            s.push(b"\xa9\n\n"),
+            vec!["b\u{e9}".to_owned(), String::new()]
+        );
         assert_eq!(s.push(b"c\xffd\re"), vec!["c\u{fffd}d".to_owned()]);
         assert_eq!(s.finish(), Some("e".to_owned()));
         assert_eq!(s.finish(), None);

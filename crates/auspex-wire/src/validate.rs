@@ -61,7 +61,8 @@ impl fmt::Display for JsonPath {
             match seg {
                 Segment::Key(k) => {
                     let plain = !k.is_empty()
-                        && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+                        && k.chars()
+                            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
                     match (i, plain) {
                         (0, true) => f.write_str(k)?,
                         (_, true) => write!(f, ".{k}")?,
@@ -261,7 +262,11 @@ impl Checker {
 
     /// An optional member: `None` when absent or `null` (Pydantic's
     /// `Optional[...] = None`).
-    pub fn optional<'a>(&mut self, obj: &mut ObjectCursor<'a>, key: &'static str) -> Option<&'a Value> {
+    pub fn optional<'a>(
+        &mut self,
+        obj: &mut ObjectCursor<'a>,
+        key: &'static str,
+    ) -> Option<&'a Value> {
         obj.read.push(key);
         obj.members.get(key).filter(|v| !matches!(v, Value::Null))
     }
@@ -437,7 +442,12 @@ impl Checker {
     }
 
     /// An array with at least `min` items.
-    pub fn array_min<'a>(&mut self, path: &JsonPath, v: &'a Value, min: usize) -> Option<&'a [Value]> {
+    pub fn array_min<'a>(
+        &mut self,
+        path: &JsonPath,
+        v: &'a Value,
+        min: usize,
+    ) -> Option<&'a [Value]> {
         let items = self.array(path, v)?;
         if items.len() < min {
             self.report(

@@ -132,7 +132,10 @@ impl WorkUnit {
         o.insert("unit_id".into(), self.unit_id.clone().into());
         o.insert("tenant_id".into(), self.tenant_id.clone().into());
         o.insert("experiment_id".into(), self.experiment_id.clone().into());
-        o.insert("manifest_sha256".into(), self.manifest_sha256.clone().into());
+        o.insert(
+            "manifest_sha256".into(),
+            self.manifest_sha256.clone().into(),
+        );
         o.insert("created_at".into(), self.created_at.to_string().into());
         o.insert("payload".into(), Value::Object(self.payload.clone()));
         Value::Object(o)
@@ -180,7 +183,10 @@ impl SubmitUnit {
         o.insert("unit_id".into(), self.unit_id.clone().into());
         o.insert("tenant_id".into(), self.tenant_id.clone().into());
         o.insert("experiment_id".into(), self.experiment_id.clone().into());
-        o.insert("manifest_sha256".into(), self.manifest_sha256.clone().into());
+        o.insert(
+            "manifest_sha256".into(),
+            self.manifest_sha256.clone().into(),
+        );
         o.insert("payload".into(), Value::Object(self.payload.clone()));
         Value::Object(o)
     }

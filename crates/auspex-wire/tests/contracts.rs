@@ -32,7 +32,7 @@ fn s<'a>(v: &'a Value, key: &str) -> &'a str {
 }
 
 fn unhex(s: &str) -> Vec<u8> {
-    assert!(s.len() % 2 == 0);
+    assert!(s.len().is_multiple_of(2));
     (0..s.len())
         .step_by(2)
         .map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex"))
@@ -142,7 +142,11 @@ fn receipt_decoding_is_lax_like_pydantic_python_mode() {
         Cbor::Float(3.0),
     ));
     assert_eq!(r.quorum_agreement.replication_factor, 3);
-    ok(set(&base, &["quorum_agreement", "replication_factor"], Cbor::Bool(true)));
+    ok(set(
+        &base,
+        &["quorum_agreement", "replication_factor"],
+        Cbor::Bool(true),
+    ));
     ok(set(
         &base,
         &["quorum_agreement", "replication_factor"],
@@ -154,7 +158,11 @@ fn receipt_decoding_is_lax_like_pydantic_python_mode() {
         Cbor::Text("2025-01-02T03:04:05+01:00".into()),
     ));
     assert_eq!(r.time_window.start.to_string(), "2025-01-02T03:04:05+01:00");
-    let r = ok(set(&base, &["time_window", "start"], Cbor::Unsigned(1735787045)));
+    let r = ok(set(
+        &base,
+        &["time_window", "start"],
+        Cbor::Unsigned(1735787045),
+    ));
     assert_eq!(r.time_window.start.to_string(), "2025-01-02T03:04:05Z");
     let r = ok(set(
         &base,
@@ -195,7 +203,10 @@ fn receipt_decoding_is_lax_like_pydantic_python_mode() {
     let v = bad(set(&base, &["version"], Cbor::Text("0.2".into())));
     assert_eq!(paths(&v), ["version"]);
     let v = bad(set(&base, &["work_unit_ids"], Cbor::Array(vec![])));
-    assert!(matches!(v.0[0].kind, ViolationKind::TooFewItems { min: 1, actual: 0 }));
+    assert!(matches!(
+        v.0[0].kind,
+        ViolationKind::TooFewItems { min: 1, actual: 0 }
+    ));
     let v = bad(set(&base, &["zzz"], Cbor::Unsigned(1)));
     assert_eq!(v.0[0].kind, ViolationKind::Unknown);
     let anchor_idx = set(
@@ -203,7 +214,10 @@ fn receipt_decoding_is_lax_like_pydantic_python_mode() {
         &["result_hash_anchors"],
         Cbor::Array(vec![Cbor::Map(vec![
             (Cbor::Text("rekor_log_index".into()), Cbor::Negative(0)),
-            (Cbor::Text("rekor_entry_uuid".into()), Cbor::Text("x".into())),
+            (
+                Cbor::Text("rekor_entry_uuid".into()),
+                Cbor::Text("x".into()),
+            ),
             (
                 Cbor::Text("result_sha256".into()),
                 Cbor::Text("AB".repeat(32)),
@@ -262,13 +276,20 @@ fn receipt_decode_refuses_malformed_cbor() {
     trailing.push(0);
     assert!(matches!(
         receipt::decode_cbor(&trailing),
-        Err(ReceiptError::Cbor(CborError::TrailingBytes { remaining: 1, .. }))
+        Err(ReceiptError::Cbor(CborError::TrailingBytes {
+            remaining: 1,
+            ..
+        }))
     ));
     // The COSE blob is not a naked receipt (as in 0.5.5).
     let cose = unhex(s(&doc, "cose_sign1_hex"));
     let err = receipt::decode_cbor(&cose).expect_err("COSE is not a naked receipt");
     assert!(matches!(err, ReceiptError::Invalid(_)));
-    for bad in ["9bffffffffffffffff", "5bffffffffffffffff", "bb0000000100000000"] {
+    for bad in [
+        "9bffffffffffffffff",
+        "5bffffffffffffffff",
+        "bb0000000100000000",
+    ] {
         assert!(matches!(
             receipt::decode_cbor(&unhex(bad)),
             Err(ReceiptError::Cbor(CborError::LengthExceedsInput { .. }))
@@ -391,7 +412,10 @@ fn checkpoint_predicate_says_partial() {
     assert!(st.subject_digest_matches());
     let pred = ResultSetPredicate::decode(&st.predicate).expect("predicate");
     assert!(pred.partial);
-    assert_eq!(case.get("signed_predicate_partial"), Some(&Value::Bool(true)));
+    assert_eq!(
+        case.get("signed_predicate_partial"),
+        Some(&Value::Bool(true))
+    );
 }
 
 #[test]
@@ -442,10 +466,7 @@ fn statement_errors_are_typed() {
         (Cbor::Text("name".into()), Cbor::Text("n".into())),
         (
             Cbor::Text("digest".into()),
-            Cbor::Map(vec![(
-                Cbor::Text("sha256".into()),
-                Cbor::Text("00".into()),
-            )]),
+            Cbor::Map(vec![(Cbor::Text("sha256".into()), Cbor::Text("00".into()))]),
         ),
     ])]);
     assert!(matches!(
@@ -467,7 +488,10 @@ fn statement_errors_are_typed() {
     ]);
     assert!(matches!(
         Statement::decode(&nested),
-        Err(StatementError::WrongType { expected: "a byte string", .. })
+        Err(StatementError::WrongType {
+            expected: "a byte string",
+            ..
+        })
     ));
     let ok = m(vec![
         ("_type", Cbor::Text("t".into())),
@@ -507,7 +531,10 @@ fn evidence_bundle_v1_reads() {
     assert!(b.extra.is_empty());
     let row = &b.consensus_results[0];
     assert_eq!(row.result_id.as_deref(), Some("res-1"));
-    assert_eq!(row.completed_at.as_deref(), Some("2025-01-02T03:00:00+00:00"));
+    assert_eq!(
+        row.completed_at.as_deref(),
+        Some("2025-01-02T03:00:00+00:00")
+    );
     assert_eq!(row.exit_code, Some(Value::from(0i64)));
     assert!(!row.aged_off);
     assert!(row.environment.is_none() && row.extra.is_empty());
@@ -543,17 +570,29 @@ fn evidence_bundle_tolerance_and_errors() {
         .expect("json");
     let b = EvidenceBundle::from_value(&v).expect("reads");
     assert_eq!(b.schema, None);
-    assert!(b.attestation.is_none(), "empty attestation is absent, as in the SDK");
+    assert!(
+        b.attestation.is_none(),
+        "empty attestation is absent, as in the SDK"
+    );
     assert!(b.receipts.is_empty());
     assert!(b.consensus_results[0].payload.is_none());
     let v = json::parse(br#"{"schema":"auspexai-evidence-bundle/v2"}"#).expect("json");
-    assert!(EvidenceBundle::from_value(&v).expect("reads").has_unknown_schema());
+    assert!(
+        EvidenceBundle::from_value(&v)
+            .expect("reads")
+            .has_unknown_schema()
+    );
     let v = json::parse(br#"{"receipts":{},"consensus_results":[1,{"unit_id":5}],"transfer":[]}"#)
         .expect("json");
     let err = EvidenceBundle::from_value(&v).expect_err("wrong types");
     assert_eq!(
         paths(&err),
-        ["receipts", "consensus_results[0]", "consensus_results[1].unit_id", "transfer"]
+        [
+            "receipts",
+            "consensus_results[0]",
+            "consensus_results[1].unit_id",
+            "transfer"
+        ]
     );
     assert!(matches!(
         EvidenceBundle::parse(b"{"),
@@ -606,9 +645,14 @@ fn journal_text_is_byte_exact_and_resumes() {
     let parsed = journal::parse_journal(want.as_bytes()).expect("journal reads");
     assert_eq!(parsed, records);
     let st = journal::resume_state(&parsed);
-    let exp = doc.get("resume_state_after_round1_submit").expect("expected");
+    let exp = doc
+        .get("resume_state_after_round1_submit")
+        .expect("expected");
     assert_eq!(st.terminal, None);
-    assert_eq!(st.cursor.as_deref(), exp.get("cursor").and_then(Value::as_str));
+    assert_eq!(
+        st.cursor.as_deref(),
+        exp.get("cursor").and_then(Value::as_str)
+    );
     assert_eq!(st.aggregate.as_ref(), exp.get("aggregate"));
     assert_eq!(st.current_round, 1);
     let pinned = st.pinned_units.as_ref().expect("pinned");
@@ -736,7 +780,10 @@ fn harness_files_are_byte_exact() {
     );
 
     let env = doc.get("submit_units_envelope_example").expect("envelope");
-    let payload = env.get("payload").and_then(Value::as_object).expect("payload");
+    let payload = env
+        .get("payload")
+        .and_then(Value::as_object)
+        .expect("payload");
     let unit = SubmitUnit {
         unit_id: s(env, "unit_id").into(),
         tenant_id: s(env, "tenant_id").into(),
@@ -744,7 +791,10 @@ fn harness_files_are_byte_exact() {
         manifest_sha256: s(env, "manifest_sha256").into(),
         payload: payload.clone(),
     };
-    assert_eq!(json::pydantic_compact(&unit.to_value()), json::pydantic_compact(env));
+    assert_eq!(
+        json::pydantic_compact(&unit.to_value()),
+        json::pydantic_compact(env)
+    );
 }
 
 #[test]
@@ -755,21 +805,42 @@ fn harness_models_report_every_violation() {
     };
     assert_eq!(
         paths(&v),
-        ["schema_version", "unit_id", "completed_at", "exit_code", "payload", "extra"]
+        [
+            "schema_version",
+            "unit_id",
+            "completed_at",
+            "exit_code",
+            "payload",
+            "extra"
+        ]
     );
     assert!(matches!(
         ExecutorOutput::parse(b"[1]"),
         Err(DocumentError::Invalid(_))
     ));
-    assert!(matches!(ExecutorOutput::parse(b"{"), Err(DocumentError::Json(_))));
+    assert!(matches!(
+        ExecutorOutput::parse(b"{"),
+        Err(DocumentError::Json(_))
+    ));
 
     // Pydantic lax ints.
-    for (ec, want) in [("\"3\"", Some(3)), (" 3.0", Some(3)), ("true", Some(1)), ("\" 3 \"", Some(3)),
-        ("256", None), ("-256", None), ("3.5", None), ("1e400", None), ("100000000000000000000000000000", None)] {
+    for (ec, want) in [
+        ("\"3\"", Some(3)),
+        (" 3.0", Some(3)),
+        ("true", Some(1)),
+        ("\" 3 \"", Some(3)),
+        ("256", None),
+        ("-256", None),
+        ("3.5", None),
+        ("1e400", None),
+        ("100000000000000000000000000000", None),
+    ] {
         let text = format!(
             r#"{{"schema_version":"0.1","unit_id":"u-1","completed_at":"2025-01-02T03:04:05Z","exit_code":{ec},"payload":{{}}}}"#
         );
-        let got = ExecutorOutput::parse(text.as_bytes()).ok().map(|e| e.exit_code);
+        let got = ExecutorOutput::parse(text.as_bytes())
+            .ok()
+            .map(|e| e.exit_code);
         assert_eq!(got, want, "exit_code {ec}");
     }
     // Datetime forms; a trailing newline in a pattern field is refused.
@@ -785,7 +856,10 @@ fn harness_models_report_every_violation() {
     let u = WorkUnit::parse(wu("\"2025-01-02T03:04:05.1234567-08:00\"", "\"u\"").as_bytes())
         .expect("offset");
     assert_eq!(
-        u.to_pydantic_json(false).split("\"created_at\":").nth(1).map(|r| &r[..35]),
+        u.to_pydantic_json(false)
+            .split("\"created_at\":")
+            .nth(1)
+            .map(|r| &r[..35]),
         Some("\"2025-01-02T03:04:05.123456-08:00\",")
     );
     let Err(DocumentError::Invalid(v)) = WorkUnit::parse(wu("null", "\"u\\n\"").as_bytes()) else {
@@ -793,7 +867,8 @@ fn harness_models_report_every_violation() {
     };
     assert_eq!(paths(&v), ["unit_id", "created_at"]);
 
-    let result = br#"{"schema_version":"0.1","unit_id":"u","worker_pubkey":"AA","completed_at":"2025-01-02",
+    let result =
+        br#"{"schema_version":"0.1","unit_id":"u","worker_pubkey":"AA","completed_at":"2025-01-02",
         "exit_code":0,"payload":{},"worker_signature":"a b"}"#;
     let Err(DocumentError::Invalid(v)) = WorkResult::parse(result) else {
         panic!("invalid")
@@ -803,14 +878,33 @@ fn harness_models_report_every_violation() {
     // Reducer rules, reported at the root after field checks.
     for (text, ok) in [
         (r#"{"schema_version":"0.1","verdict":"agree"}"#, false),
-        (r#"{"schema_version":"0.1","verdict":"agree","merged":null}"#, false),
-        (r#"{"schema_version":"0.1","verdict":"agree","merged":{}}"#, true),
-        (r#"{"schema_version":"0.1","verdict":"disagree","merged":{}}"#, false),
+        (
+            r#"{"schema_version":"0.1","verdict":"agree","merged":null}"#,
+            false,
+        ),
+        (
+            r#"{"schema_version":"0.1","verdict":"agree","merged":{}}"#,
+            true,
+        ),
+        (
+            r#"{"schema_version":"0.1","verdict":"disagree","merged":{}}"#,
+            false,
+        ),
         (r#"{"schema_version":"0.1","verdict":"disagree"}"#, true),
-        (r#"{"schema_version":"0.1","verdict":"maybe","merged":{}}"#, false),
-        (r#"{"schema_version":"0.1","verdict":"agree","merged":[1]}"#, false),
+        (
+            r#"{"schema_version":"0.1","verdict":"maybe","merged":{}}"#,
+            false,
+        ),
+        (
+            r#"{"schema_version":"0.1","verdict":"agree","merged":[1]}"#,
+            false,
+        ),
     ] {
-        assert_eq!(ReducerDecision::parse(text.as_bytes()).is_ok(), ok, "{text}");
+        assert_eq!(
+            ReducerDecision::parse(text.as_bytes()).is_ok(),
+            ok,
+            "{text}"
+        );
     }
     let Err(DocumentError::Invalid(v)) =
         ReducerDecision::parse(br#"{"schema_version":"0.1","verdict":"agree"}"#)
@@ -830,4 +924,296 @@ fn datetime_writes_like_pydantic() {
     assert!(DateTime::new(2023, 2, 29, 0, 0, 0, 0, None).is_err());
     let now = DateTime::now_utc();
     assert_eq!(now.offset_seconds(), Some(0));
+}
+
+// ---------------------------------------------------------------------------
+// Interop with the official SDK 0.5.5 (pydantic 2.14.4, cbor2 6.3.0).
+// ---------------------------------------------------------------------------
+
+mod interop {
+    use super::*;
+    use std::io::Write as _;
+    use std::path::{Path, PathBuf};
+
+    /// `$AUSPEX_PYTHON_055`, else `<workspace>/target/py-0.5.5/bin/python`.
+    /// Missing → the test fails unless `AUSPEX_SKIP_INTEROP=1`.
+    #[allow(clippy::print_stderr)]
+    fn python_055() -> Option<PathBuf> {
+        let path = std::env::var_os("AUSPEX_PYTHON_055")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| {
+                Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/py-0.5.5/bin/python")
+            });
+        if path.exists() {
+            return Some(path);
+        }
+        if std::env::var("AUSPEX_SKIP_INTEROP").as_deref() == Ok("1") {
+            eprintln!(
+                "SKIPPED interop with auspexai-tenant 0.5.5: {} missing",
+                path.display()
+            );
+            return None;
+        }
+        panic!(
+            "the auspexai-tenant 0.5.5 interpreter {} does not exist; create it with \
+             `bash scripts/python-peers.sh` (or set AUSPEX_PYTHON_055), or set \
+             AUSPEX_SKIP_INTEROP=1",
+            path.display()
+        );
+    }
+
+    /// Runs `script` with `input` on stdin; returns stdout lines.
+    fn run(python: &Path, script: &str, input: &str) -> Vec<String> {
+        let mut child = std::process::Command::new(python)
+            .arg("-c")
+            .arg(script)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("run the 0.5.5 interpreter");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(input.as_bytes())
+            .expect("write");
+        let out = child.wait_with_output().expect("wait");
+        assert!(
+            out.status.success(),
+            "python failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout)
+            .expect("utf-8")
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// A tiny deterministic generator (xorshift64*).
+    struct Rng(u64);
+
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+        }
+        fn below(&mut self, n: usize) -> usize {
+            (self.next() % n as u64) as usize
+        }
+        fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
+            items[self.below(items.len())]
+        }
+    }
+
+    fn datetime_inputs() -> Vec<String> {
+        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+        let mut out: Vec<String> = Vec::new();
+        for _ in 0..3000 {
+            let text = if rng.below(5) == 0 {
+                let sign = rng.pick(&["", "", "-", "+"]);
+                let int = rng.pick(&[
+                    "",
+                    "0",
+                    "1",
+                    "1735787045",
+                    "20000000001",
+                    "253402300799999",
+                    "99999999999999999999",
+                    "2025",
+                    "0001",
+                ]);
+                let frac = rng.pick(&["", "", ".", ".5", ".1234567", ".9999999", ".0004"]);
+                let exp = rng.pick(&["", "", "e3", "E0", "e-1"]);
+                format!("{sign}{int}{frac}{exp}")
+            } else {
+                let year = rng.pick(&[
+                    "2025", "2024", "1900", "2000", "0000", "0001", "9999", "202", "20250",
+                ]);
+                let month = rng.pick(&["01", "02", "12", "13", "00", "1", "04"]);
+                let day = rng.pick(&["01", "28", "29", "30", "31", "32", "00", "1"]);
+                let sep = rng.pick(&["T", "T", "t", " ", "_", "x", ""]);
+                let hm = rng.pick(&["03:04", "23:59", "24:00", "3:04", "03:60", "0304", ""]);
+                let sec = rng.pick(&["", ":05", ":59", ":60", ":5"]);
+                let frac = rng.pick(&[
+                    "", "", ".1", ".123456", ".1234567", ".", ",5", ".000000", ".9999999",
+                ]);
+                let tz = rng.pick(&[
+                    "", "Z", "z", "+01:00", "+0100", "+01", "-00:00", "+24:00", "+23:59", "-08:30",
+                    "ZZ", " Z", "+1:00",
+                ]);
+                let tail = rng.pick(&["", "", "", " ", "\n", "x"]);
+                format!("{year}-{month}-{day}{sep}{hm}{sec}{frac}{tz}{tail}")
+            };
+            out.push(text);
+        }
+        out.sort();
+        out.dedup();
+        out
+    }
+
+    const DATETIME_SCRIPT: &str = r#"
+import json, sys
+from datetime import datetime
+from pydantic import TypeAdapter
+ta = TypeAdapter(datetime)
+for raw in sys.stdin.read().splitlines():
+    try:
+        print(json.dumps(json.loads(ta.dump_json(ta.validate_json(raw)))))
+    except Exception:
+        print("null")
+"#;
+
+    #[test]
+    fn datetimes_parse_and_print_like_pydantic() {
+        let Some(python) = python_055() else { return };
+        let mut raws: Vec<String> = datetime_inputs()
+            .iter()
+            .map(|s| json::canonical(&Value::from(s.as_str())))
+            .collect();
+        // JSON numbers are timestamps too.
+        for n in [
+            "0",
+            "-1",
+            "1735787045",
+            "1735787045.5",
+            "-1.5",
+            "1e11",
+            "2.5e10",
+            "20000000001",
+            "-20000000001.5",
+            "253402300799999",
+            "253402300800000",
+            "-62135596800000",
+            "-62135596800001",
+            "1.9999995",
+            "0.0000005",
+            "-0.0000004",
+            "1735787045.9999999",
+        ] {
+            raws.push(n.to_owned());
+        }
+        let answers = run(&python, DATETIME_SCRIPT, &raws.join("\n"));
+        assert_eq!(answers.len(), raws.len());
+        let mut mismatches = Vec::new();
+        let mut accepted = 0;
+        for (raw, answer) in raws.iter().zip(&answers) {
+            let v = json::parse_str(raw).expect("own JSON");
+            let ours = match &v {
+                Value::String(s) => DateTime::parse_pydantic(s).ok(),
+                Value::Int(i) => i
+                    .as_i64()
+                    .and_then(|n| DateTime::from_timestamp_i64(n).ok()),
+                Value::Float(f) => DateTime::from_timestamp_f64(*f).ok(),
+                _ => None,
+            }
+            .map(|d| d.to_string());
+            let theirs = json::parse_str(answer)
+                .expect("python answers JSON")
+                .as_str()
+                .map(str::to_owned);
+            accepted += usize::from(theirs.is_some());
+            if ours != theirs {
+                mismatches.push(format!("{raw}: ours {ours:?}, pydantic {theirs:?}"));
+            }
+        }
+        assert!(mismatches.is_empty(), "{}", mismatches.join("\n"));
+        // Both outcomes are well represented.
+        assert!(accepted > 200 && raws.len() - accepted > 200, "{accepted}/{}", raws.len());
+    }
+
+    const RECEIPT_SCRIPT: &str = r#"
+import json, sys
+from auspexai_tenant.receipts import Receipt, encode_cbor, decode_cbor
+for raw in sys.stdin.read().splitlines():
+    r = Receipt.model_validate_json(raw)
+    blob = encode_cbor(r)
+    assert decode_cbor(blob) == r
+    print(json.dumps({"cbor": blob.hex(), "show": r.model_dump_json(indent=2)}))
+"#;
+
+    #[test]
+    fn receipts_encode_like_cbor2() {
+        let Some(python) = python_055() else { return };
+        let mut rng = Rng(0x1234_5678_9abc_def1);
+        let mut receipts = Vec::new();
+        for i in 0..200 {
+            let offset = match rng.below(4) {
+                0 => Some(0),
+                1 => Some(((rng.below(48) as i32) - 24) * 1800 + 60 * rng.below(2) as i32),
+                _ => Some(0),
+            };
+            let offset = offset.map(|o| o.clamp(-86_340, 86_340));
+            let micro = if rng.below(2) == 0 {
+                0
+            } else {
+                rng.below(1_000_000) as u32
+            };
+            let start = DateTime::new(
+                1 + rng.below(9999) as u16,
+                1 + rng.below(12) as u8,
+                1 + rng.below(28) as u8,
+                rng.below(24) as u8,
+                rng.below(60) as u8,
+                rng.below(60) as u8,
+                micro,
+                offset,
+            )
+            .expect("valid");
+            let words = [
+                "acme",
+                "é",
+                "😀",
+                "a\"b",
+                "\u{7f}",
+                "x\ny",
+                "",
+                "long-name-123",
+            ];
+            let word = |rng: &mut Rng| words[rng.below(words.len())].to_owned();
+            let big = |rng: &mut Rng| match rng.below(4) {
+                0 => 1 + rng.next() % 23,
+                1 => 1 + rng.next() % 65_535,
+                2 => 1 + rng.next() % (1 << 40),
+                _ => u64::MAX - rng.next() % 2,
+            };
+            let mut pk = [0u8; 32];
+            for b in pk.iter_mut() {
+                *b = rng.next() as u8;
+            }
+            let anchors = (0..1 + rng.below(3))
+                .map(|_| auspex_wire::receipt::ResultHashAnchor {
+                    rekor_log_index: big(&mut rng) - 1,
+                    rekor_entry_uuid: word(&mut rng),
+                    result_sha256: format!("{:016x}", rng.next()).repeat(4),
+                })
+                .collect();
+            receipts.push(Receipt {
+                tenant_id: word(&mut rng),
+                experiment_id: format!("exp-{i}"),
+                worker_pubkey: pk,
+                work_unit_ids: (0..1 + rng.below(4)).map(|_| word(&mut rng)).collect(),
+                time_window: auspex_wire::receipt::TimeWindow { start, end: start },
+                quorum_agreement: auspex_wire::receipt::QuorumAgreement {
+                    replication_factor: big(&mut rng),
+                    agreeing_workers: big(&mut rng),
+                    method: word(&mut rng),
+                },
+                result_hash_anchors: anchors,
+            });
+        }
+        let input: Vec<String> = receipts.iter().map(|r| r.to_pydantic_json(false)).collect();
+        let answers = run(&python, RECEIPT_SCRIPT, &input.join("\n"));
+        assert_eq!(answers.len(), receipts.len());
+        for (r, answer) in receipts.iter().zip(&answers) {
+            let a = json::parse_str(answer).expect("json");
+            let blob = receipt::encode_cbor(r).expect("aware times encode");
+            assert_eq!(hex(&blob), s(&a, "cbor"), "{r:?}");
+            assert_eq!(r.to_pydantic_json_indent(), s(&a, "show"));
+            assert_eq!(&receipt::decode_cbor(&blob).expect("decodes"), r);
+        }
+    }
 }

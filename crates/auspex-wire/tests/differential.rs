@@ -32,7 +32,10 @@ fn python() -> String {
 fn ask(tagged: &str) -> (String, String) {
     let mut guard = PEER.lock().unwrap_or_else(|e| e.into_inner());
     let peer = guard.get_or_insert_with(|| {
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/canonical_peer.py");
+        let script = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/support/canonical_peer.py"
+        );
         let mut child = Command::new(python())
             .arg(script)
             .stdin(Stdio::piped())
@@ -92,7 +95,11 @@ fn tagged(v: &Value) -> Value {
 }
 
 fn code_points(s: &str) -> Value {
-    Value::Array(s.chars().map(|c| Value::from(u64::from(u32::from(c)))).collect())
+    Value::Array(
+        s.chars()
+            .map(|c| Value::from(u64::from(u32::from(c))))
+            .collect(),
+    )
 }
 
 fn text() -> impl Strategy<Value = String> {

@@ -29,8 +29,10 @@ fn generate(output: Option<PathBuf>, force: bool, p: &mut Printer) -> Result<Exi
     match keys::save(&key, &path, force) {
         Ok(()) => {}
         Err(KeyError::Exists { .. }) => {
-            return Err(CliError::failure(format!("{} already exists", path.display()))
-                .hint("re-run with --force to overwrite it (the old key is then lost)"));
+            return Err(
+                CliError::failure(format!("{} already exists", path.display()))
+                    .hint("re-run with --force to overwrite it (the old key is then lost)"),
+            );
         }
         Err(e) => {
             return Err(
@@ -66,8 +68,11 @@ pub fn load_key(arg: &KeyArg, p: &mut Printer) -> Result<TenantKey, CliError> {
             KeyError::NotFound { .. } => ExitStatus::Usage,
             _ => ExitStatus::Failure,
         };
-        let err = CliError::new(status, format!("failed to load key from {}", path.display()))
-            .caused_by(&e);
+        let err = CliError::new(
+            status,
+            format!("failed to load key from {}", path.display()),
+        )
+        .caused_by(&e);
         match e {
             KeyError::NotFound { .. } => {
                 err.hint("create one with `auspex key generate`, or pass --key PATH")

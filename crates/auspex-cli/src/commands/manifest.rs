@@ -52,8 +52,11 @@ pub fn run(cmd: ManifestCommand, p: &mut Printer) -> Result<ExitStatus, CliError
             let sig_path = sig.unwrap_or_else(|| sig_path_for(&path));
             let bytes = read_input(&sig_path, SIG_LIMIT, "signature file")?;
             let sig = ManifestSignature::parse(&bytes).map_err(|e| {
-                CliError::failure(format!("{} is not a manifest signature", sig_path.display()))
-                    .caused_by(&e)
+                CliError::failure(format!(
+                    "{} is not a manifest signature",
+                    sig_path.display()
+                ))
+                .caused_by(&e)
             })?;
             match verify_manifest(&manifest, &sig, profile, signer.as_deref()) {
                 Ok(signer_hex) => {
@@ -83,10 +86,10 @@ fn profile_for(manifest: &Manifest, sdk: Option<&str>) -> Result<SdkProfile, Cli
         None => Ok(manifest.default_profile()),
         Some("0.5.5") => Ok(SdkProfile::V0_5_5),
         Some("0.6.67") => Ok(SdkProfile::V0_6_67),
-        Some(other) => Err(CliError::usage(format!(
-            "unknown SDK version {other:?} for --sdk"
-        ))
-        .hint("use 0.5.5 or 0.6.67")),
+        Some(other) => Err(
+            CliError::usage(format!("unknown SDK version {other:?} for --sdk"))
+                .hint("use 0.5.5 or 0.6.67"),
+        ),
     }
 }
 
@@ -100,7 +103,11 @@ fn load_manifest(path: &Path) -> Result<Manifest, CliError> {
 fn declared_version(bytes: &[u8]) -> String {
     json::parse(bytes)
         .ok()
-        .and_then(|v| v.get("schema_version").and_then(Value::as_str).map(str::to_owned))
+        .and_then(|v| {
+            v.get("schema_version")
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+        })
         .unwrap_or_else(|| "0.1".to_owned())
 }
 
@@ -150,7 +157,10 @@ fn validate(path: &Path, as_json: bool, p: &mut Printer) -> Result<ExitStatus, C
         }
         Err(ManifestError::Invalid(violations)) => {
             report.insert("valid".into(), Value::Bool(false));
-            report.insert("schema_version".into(), Value::from(declared_version(&bytes)));
+            report.insert(
+                "schema_version".into(),
+                Value::from(declared_version(&bytes)),
+            );
             let errors = violations
                 .0
                 .iter()

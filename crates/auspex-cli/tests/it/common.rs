@@ -12,7 +12,9 @@ pub fn workspace() -> PathBuf {
 }
 
 pub fn vectors(name: &str) -> PathBuf {
-    workspace().join("crates/auspex-wire/tests/fixtures/vectors").join(name)
+    workspace()
+        .join("crates/auspex-wire/tests/fixtures/vectors")
+        .join(name)
 }
 
 /// A scratch directory that doubles as `$HOME`.
@@ -80,13 +82,21 @@ impl From<Output> for Run {
 impl Run {
     #[track_caller]
     pub fn ok(self) -> Run {
-        assert_eq!(self.code, 0, "stdout:\n{}\nstderr:\n{}", self.stdout, self.stderr);
+        assert_eq!(
+            self.code, 0,
+            "stdout:\n{}\nstderr:\n{}",
+            self.stdout, self.stderr
+        );
         self
     }
 
     #[track_caller]
     pub fn code(self, code: i32) -> Run {
-        assert_eq!(self.code, code, "stdout:\n{}\nstderr:\n{}", self.stdout, self.stderr);
+        assert_eq!(
+            self.code, code,
+            "stdout:\n{}\nstderr:\n{}",
+            self.stdout, self.stderr
+        );
         self
     }
 }

@@ -40,7 +40,11 @@ fn wrong_types_and_missing_fields() {
         "experiment_id: field required",
         "executor: field required",
     ] {
-        assert!(run.stderr.contains(needle), "missing {needle:?} in:\n{}", run.stderr);
+        assert!(
+            run.stderr.contains(needle),
+            "missing {needle:?} in:\n{}",
+            run.stderr
+        );
     }
 }
 
@@ -50,7 +54,11 @@ fn not_an_object() {
     let path = ctx.write("m.json", "[1, 2]");
     let run = ctx.run(&[&"manifest", &"validate", &path]).code(1);
     no_panic(&run);
-    assert!(run.stderr.contains("(root): expected object, found array"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("(root): expected object, found array"),
+        "{}",
+        run.stderr
+    );
 }
 
 #[test]
@@ -61,7 +69,11 @@ fn a_100_mb_file_is_refused_quickly() {
     f.set_len(100 * 1024 * 1024).expect("sparse 100 MB file");
     let run = ctx.run(&[&"manifest", &"validate", &path]).code(1);
     no_panic(&run);
-    assert!(run.stderr.contains("larger than the limit"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("larger than the limit"),
+        "{}",
+        run.stderr
+    );
 }
 
 #[test]
@@ -105,8 +117,21 @@ fn garbage_key_file() {
 fn unknown_sdk_profile_is_a_usage_error() {
     let ctx = Ctx::new();
     let key = ctx.tenant_key();
-    let path = ctx.write("m.json", std::fs::read(workspace().join("examples/doubler/manifest.json")).expect("example"));
-    let run = ctx.run(&[&"manifest", &"sign", &path, &"--key", &key, &"--sdk", &"9.9"]).code(2);
+    let path = ctx.write(
+        "m.json",
+        std::fs::read(workspace().join("examples/doubler/manifest.json")).expect("example"),
+    );
+    let run = ctx
+        .run(&[
+            &"manifest",
+            &"sign",
+            &path,
+            &"--key",
+            &key,
+            &"--sdk",
+            &"9.9",
+        ])
+        .code(2);
     assert!(run.stderr.contains("unknown SDK version"), "{}", run.stderr);
 }
 

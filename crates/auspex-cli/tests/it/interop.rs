@@ -105,7 +105,11 @@ fn manifest(rng: &mut Rng) -> String {
         })
         .collect();
     put(&mut m, "models", models.into());
-    put(&mut m, "prompt_set_characteristics", rng.text(10, 1000).into());
+    put(
+        &mut m,
+        "prompt_set_characteristics",
+        rng.text(10, 1000).into(),
+    );
     let flags: Vec<serde_json::Value> = ["dual_use", "red_team", "harmful_output_generation"]
         .iter()
         .filter(|_| rng.chance(20))
@@ -184,7 +188,7 @@ fn auspex_wire_free_ascii(s: &str) -> String {
 const SIGN_ALL: &str = r#"
 import json, pathlib, sys
 from auspexai_tenant import MaintainerKey, Manifest, sign_manifest
-key = MaintainerKey.load(sys.argv[1])
+key = MaintainerKey.load(pathlib.Path(sys.argv[1]))
 for path in sorted(pathlib.Path(sys.argv[2]).glob("*.json")):
     manifest = Manifest.model_validate(json.loads(path.read_text()))
     sig = sign_manifest(manifest, key)
@@ -194,7 +198,9 @@ print("signed")
 
 #[test]
 fn two_hundred_random_manifests_sign_identically() {
-    let Some(python) = python("0.5.5") else { return };
+    let Some(python) = python("0.5.5") else {
+        return;
+    };
     let ctx = Ctx::new();
     let key = ctx.tenant_key();
     let dir = ctx.path("manifests");
@@ -229,7 +235,9 @@ print("valid" if verify_manifest(manifest, sig) else "INVALID")
 
 #[test]
 fn official_sdk_verifies_our_signature_and_loads_our_key() {
-    let Some(python) = python("0.5.5") else { return };
+    let Some(python) = python("0.5.5") else {
+        return;
+    };
     let ctx = Ctx::new();
     let key = ctx.path("k");
     let generated = ctx.run(&[&"key", &"generate", &"-o", &key]).ok();
@@ -241,7 +249,7 @@ fn official_sdk_verifies_our_signature_and_loads_our_key() {
         .to_owned();
     let theirs = run_python(
         &python,
-        "import sys\nfrom auspexai_tenant import MaintainerKey\nprint(MaintainerKey.load(sys.argv[1]).pubkey_hex)",
+        "import sys, pathlib\nfrom auspexai_tenant import MaintainerKey\nprint(MaintainerKey.load(pathlib.Path(sys.argv[1])).pubkey_hex)",
         &[&key],
     );
     assert_eq!(theirs.trim(), ours);
@@ -256,12 +264,14 @@ fn official_sdk_verifies_our_signature_and_loads_our_key() {
 
 #[test]
 fn we_load_a_key_the_official_sdk_wrote_and_verify_its_signature() {
-    let Some(python) = python("0.5.5") else { return };
+    let Some(python) = python("0.5.5") else {
+        return;
+    };
     let ctx = Ctx::new();
     let key = ctx.path("py_key");
     let pubkey = run_python(
         &python,
-        "import sys\nfrom auspexai_tenant import MaintainerKey\nk = MaintainerKey.generate()\nk.save(sys.argv[1])\nprint(k.pubkey_hex)",
+        "import sys, pathlib\nfrom auspexai_tenant import MaintainerKey\nk = MaintainerKey.generate()\nk.save(pathlib.Path(sys.argv[1]))\nprint(k.pubkey_hex)",
         &[&key],
     );
     let run = ctx.run(&[&"key", &"pubkey", &"--key", &key]).ok();
@@ -271,7 +281,8 @@ fn we_load_a_key_the_official_sdk_wrote_and_verify_its_signature() {
         std::fs::read(workspace().join("examples/doubler/manifest.json")).expect("example"),
     );
     official_cli(&python, &["manifest", "sign"], &path, &key);
-    ctx.run(&[&"manifest", &"verify", &path, &"--signer", &pubkey.trim()]).ok();
+    ctx.run(&[&"manifest", &"verify", &path, &"--signer", &pubkey.trim()])
+        .ok();
 }
 
 /// Runs the official console script next to the interpreter.
@@ -293,7 +304,9 @@ fn official_cli(python: &Path, cmd: &[&str], path: &Path, key: &Path) {
 
 #[test]
 fn official_cli_and_ours_write_the_same_sig_file() {
-    let Some(python) = python("0.5.5") else { return };
+    let Some(python) = python("0.5.5") else {
+        return;
+    };
     let ctx = Ctx::new();
     let key = ctx.tenant_key();
     let mut rng = Rng(0x5eed_0002);

@@ -7,7 +7,10 @@ fn generate_writes_0600_pem_and_prints_the_public_key() {
     let ctx = Ctx::new();
     let run = ctx.run(&[&"key", &"generate"]).ok();
     let path = ctx.path(".config/auspexai-tenant/tenant_key");
-    assert!(run.stdout.contains(&format!("Generated tenant key at {}", path.display())));
+    assert!(
+        run.stdout
+            .contains(&format!("Generated tenant key at {}", path.display()))
+    );
     let pem = std::fs::read_to_string(&path).expect("key written");
     assert!(pem.starts_with("-----BEGIN PRIVATE KEY-----\n"));
     assert!(pem.ends_with("-----END PRIVATE KEY-----\n"));
@@ -31,8 +34,13 @@ fn generate_refuses_to_overwrite_without_force() {
     let run = ctx.run(&[&"key", &"generate", &"-o", &out]).code(1);
     assert!(run.stderr.contains("already exists"), "{}", run.stderr);
     assert!(run.stderr.contains("--force"), "{}", run.stderr);
-    assert_eq!(std::fs::read(&out).expect("key"), before, "key must be untouched");
-    ctx.run(&[&"key", &"generate", &"-o", &out, &"--force"]).ok();
+    assert_eq!(
+        std::fs::read(&out).expect("key"),
+        before,
+        "key must be untouched"
+    );
+    ctx.run(&[&"key", &"generate", &"-o", &out, &"--force"])
+        .ok();
     assert_ne!(std::fs::read(&out).expect("key"), before);
 }
 

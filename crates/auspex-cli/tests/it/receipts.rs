@@ -1,7 +1,9 @@
 use crate::common::*;
 
 fn fixture(name: &str) -> std::path::PathBuf {
-    workspace().join("crates/auspex-crypto/tests/fixtures").join(name)
+    workspace()
+        .join("crates/auspex-crypto/tests/fixtures")
+        .join(name)
 }
 
 fn vector(key: &str) -> String {
@@ -14,10 +16,15 @@ fn vector(key: &str) -> String {
 #[test]
 fn naked_cbor_prints_exactly_what_the_official_cli_prints() {
     let ctx = Ctx::new();
-    let run = ctx.run(&[&"receipts", &"show", &fixture("receipt.cbor")]).ok();
+    let run = ctx
+        .run(&[&"receipts", &"show", &fixture("receipt.cbor")])
+        .ok();
     assert_eq!(
         run.stdout,
-        format!("{}\n", vector("receipt_json_pretty_as_printed_by_receipts_show"))
+        format!(
+            "{}\n",
+            vector("receipt_json_pretty_as_printed_by_receipts_show")
+        )
     );
     assert!(run.stderr.contains("unsigned"), "{}", run.stderr);
 }
@@ -25,9 +32,15 @@ fn naked_cbor_prints_exactly_what_the_official_cli_prints() {
 #[test]
 fn cose_receipt_is_decoded_and_its_signature_checked() {
     let ctx = Ctx::new();
-    let run = ctx.run(&[&"receipts", &"show", &fixture("receipt.cose")]).ok();
+    let run = ctx
+        .run(&[&"receipts", &"show", &fixture("receipt.cose")])
+        .ok();
     let coordinator = vector("coordinator_pubkey_hex");
-    assert!(run.stdout.contains(&format!("signer:      {coordinator}")), "{}", run.stdout);
+    assert!(
+        run.stdout.contains(&format!("signer:      {coordinator}")),
+        "{}",
+        run.stdout
+    );
     assert!(run.stdout.contains("signature:   valid"), "{}", run.stdout);
     assert!(
         run.stdout
@@ -35,7 +48,9 @@ fn cose_receipt_is_decoded_and_its_signature_checked() {
         "{}",
         run.stdout
     );
-    let run = ctx.run(&[&"receipts", &"show", &fixture("receipt.cose"), &"--json"]).ok();
+    let run = ctx
+        .run(&[&"receipts", &"show", &fixture("receipt.cose"), &"--json"])
+        .ok();
     let v: serde_json::Value = serde_json::from_str(&run.stdout).expect("json");
     assert_eq!(v["signature"], "valid");
     assert_eq!(v["signer"], coordinator.as_str());
@@ -50,5 +65,9 @@ fn a_flipped_signature_bit_is_reported_invalid() {
     bytes[last] ^= 1;
     let path = ctx.write("tampered.cose", bytes);
     let run = ctx.run(&[&"receipts", &"show", &path]).code(1);
-    assert!(run.stdout.contains("signature:   INVALID"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("signature:   INVALID"),
+        "{}",
+        run.stdout
+    );
 }

@@ -55,13 +55,21 @@ const APPROVER_RULE: &str = "approver_attestations is required when sensitive_co
 // ---------------------------------------------------------------------------
 
 /// A required member with its path.
-fn req<'a>(c: &mut Checker, o: &mut ObjectCursor<'a>, key: &'static str) -> Option<(JsonPath, &'a Value)> {
+fn req<'a>(
+    c: &mut Checker,
+    o: &mut ObjectCursor<'a>,
+    key: &'static str,
+) -> Option<(JsonPath, &'a Value)> {
     let v = c.required(o, key)?;
     Some((o.path_of(key), v))
 }
 
 /// An `X | None = None` member: `None` when absent or `null`.
-fn opt<'a>(c: &mut Checker, o: &mut ObjectCursor<'a>, key: &'static str) -> Option<(JsonPath, &'a Value)> {
+fn opt<'a>(
+    c: &mut Checker,
+    o: &mut ObjectCursor<'a>,
+    key: &'static str,
+) -> Option<(JsonPath, &'a Value)> {
     let v = c.optional(o, key)?;
     Some((o.path_of(key), v))
 }
@@ -123,7 +131,10 @@ fn string(c: &mut Checker, p: &JsonPath, v: &Value) -> Option<String> {
     c.string(p, v).map(str::to_owned)
 }
 
-fn string_len(min: usize, max: usize) -> impl Fn(&mut Checker, &JsonPath, &Value) -> Option<String> {
+fn string_len(
+    min: usize,
+    max: usize,
+) -> impl Fn(&mut Checker, &JsonPath, &Value) -> Option<String> {
     move |c, p, v| c.string_len(p, v, min, max).map(str::to_owned)
 }
 
@@ -249,7 +260,10 @@ const TWO_POW_63: f64 = 9_223_372_036_854_775_808.0;
 
 /// A Python `int` field with optional inclusive bounds; integers of any size,
 /// integral floats within ±2⁶³ (as Pydantic's lax mode converts them).
-fn int(min: Option<i64>, max: Option<i64>) -> impl Fn(&mut Checker, &JsonPath, &Value) -> Option<Int> {
+fn int(
+    min: Option<i64>,
+    max: Option<i64>,
+) -> impl Fn(&mut Checker, &JsonPath, &Value) -> Option<Int> {
     move |c, p, v| {
         let i = match v {
             Value::Int(i) => i.clone(),
@@ -366,7 +380,9 @@ fn model(sdk: SdkProfile) -> impl Fn(&mut Checker, &JsonPath, &Value) -> Option<
         let hf_filename = optional(c, &mut o, "hf_filename", string);
         let expected_gguf_sha256 = match sdk {
             SdkProfile::V0_5_5 => Some(None),
-            SdkProfile::V0_6_67 => optional(c, &mut o, "expected_gguf_sha256", pattern(&SHA256_HEX)),
+            SdkProfile::V0_6_67 => {
+                optional(c, &mut o, "expected_gguf_sha256", pattern(&SHA256_HEX))
+            }
         };
         c.finish(o);
         Some(Model {
@@ -451,8 +467,11 @@ fn reducer(sdk: SdkProfile) -> impl Fn(&mut Checker, &JsonPath, &Value) -> Optio
         let out = match kind {
             "builtin_hash_agreement" => Some(Reducer::BuiltinHashAgreement),
             "builtin_process_only" => Some(Reducer::BuiltinProcessOnly),
-            "builtin_within_cell_tolerance" => optional(c, &mut o, "tolerance_features", string_list(1))
-                .map(|tolerance_features| Reducer::BuiltinWithinCellTolerance { tolerance_features }),
+            "builtin_within_cell_tolerance" => {
+                optional(c, &mut o, "tolerance_features", string_list(1)).map(
+                    |tolerance_features| Reducer::BuiltinWithinCellTolerance { tolerance_features },
+                )
+            }
             _ => {
                 let command = required(c, &mut o, "command", string_list(1));
                 let image_sha256 = optional(c, &mut o, "image_sha256", pattern(&SHA256_HEX));
@@ -529,7 +548,9 @@ fn output_schema(c: &mut Checker, p: &JsonPath, v: &Value) -> Option<OutputSchem
         "measurement_level",
         enumerated(MeasurementLevel::ALL, MeasurementLevel::from_wire),
     );
-    let shape = optional(c, &mut o, "shape", |c, p, v| list_of(c, p, v, 0, int(None, None)));
+    let shape = optional(c, &mut o, "shape", |c, p, v| {
+        list_of(c, p, v, 0, int(None, None))
+    });
     let dtype = optional(c, &mut o, "dtype", string);
     c.finish(o);
     Some(OutputSchema {
@@ -544,7 +565,10 @@ fn feature_range(c: &mut Checker, p: &JsonPath, v: &Value) -> Option<FeatureRang
     let min = required(c, &mut o, "min", float(&[]));
     let max = optional(c, &mut o, "max", float(&[]));
     c.finish(o);
-    let range = FeatureRange { min: min?, max: max? };
+    let range = FeatureRange {
+        min: min?,
+        max: max?,
+    };
     if let Some(max) = range.max {
         if max < range.min {
             rule(
@@ -565,7 +589,12 @@ fn feature_range(c: &mut Checker, p: &JsonPath, v: &Value) -> Option<FeatureRang
 fn valid_when(c: &mut Checker, p: &JsonPath, v: &Value) -> Option<ValidWhen> {
     let mut o = c.object(p.clone(), v)?;
     let field = required(c, &mut o, "field", string);
-    let op = required(c, &mut o, "op", enumerated(ValidWhenOp::ALL, ValidWhenOp::from_wire));
+    let op = required(
+        c,
+        &mut o,
+        "op",
+        enumerated(ValidWhenOp::ALL, ValidWhenOp::from_wire),
+    );
     let value = required(c, &mut o, "value", |c, p, v| match v {
         Value::Int(i) => Some(ValidWhenValue::Int(i.clone())),
         Value::Float(_) => float(&[])(c, p, v).map(ValidWhenValue::Float),
@@ -635,8 +664,18 @@ fn feature_comparison(c: &mut Checker, p: &JsonPath, v: &Value) -> Option<Featur
 fn feature_declaration(c: &mut Checker, p: &JsonPath, v: &Value) -> Option<FeatureDeclaration> {
     let mut o = c.object(p.clone(), v)?;
     let meaning = required(c, &mut o, "meaning", string_min(1));
-    let kind = required(c, &mut o, "kind", enumerated(FeatureKind::ALL, FeatureKind::from_wire));
-    let role = required(c, &mut o, "role", enumerated(FeatureRole::ALL, FeatureRole::from_wire));
+    let kind = required(
+        c,
+        &mut o,
+        "kind",
+        enumerated(FeatureKind::ALL, FeatureKind::from_wire),
+    );
+    let role = required(
+        c,
+        &mut o,
+        "role",
+        enumerated(FeatureRole::ALL, FeatureRole::from_wire),
+    );
     let change_means = required(c, &mut o, "change_means", string_min(1));
     let unit = optional(c, &mut o, "unit", string);
     let range = optional(c, &mut o, "range", feature_range);
@@ -687,10 +726,15 @@ fn feature_declaration(c: &mut Checker, p: &JsonPath, v: &Value) -> Option<Featu
         problems.push("kind 'set' requires 'element_kind' and 'max_cardinality'".to_owned());
     }
     if d.range.is_some() && !matches!(k, FeatureKind::Numeric | FeatureKind::Count) {
-        problems.push(format!("'range' is only valid for numeric/count, not '{k}'"));
+        problems.push(format!(
+            "'range' is only valid for numeric/count, not '{k}'"
+        ));
     }
     if d.categories.is_some()
-        && !matches!(k, FeatureKind::Categorical | FeatureKind::Ordinal | FeatureKind::Set)
+        && !matches!(
+            k,
+            FeatureKind::Categorical | FeatureKind::Ordinal | FeatureKind::Set
+        )
     {
         problems.push(format!(
             "'categories' is only valid for categorical/ordinal/set, not '{k}'"
@@ -743,7 +787,12 @@ fn pre_registration(c: &mut Checker, p: &JsonPath, v: &Value) -> Option<PreRegis
     let hypothesis = required(c, &mut o, "hypothesis", string_len(20, 2000));
     let analysis_method = required(c, &mut o, "analysis_method", string_len(10, 2000));
     let features = required(c, &mut o, "features", string_list(1));
-    let timescale = required(c, &mut o, "timescale", enumerated(Timescale::ALL, Timescale::from_wire));
+    let timescale = required(
+        c,
+        &mut o,
+        "timescale",
+        enumerated(Timescale::ALL, Timescale::from_wire),
+    );
     let decision_rule = required(c, &mut o, "decision_rule", string_len(10, 2000));
     let expected_result = required(c, &mut o, "expected_result", string_len(5, 2000));
     let stopping_rule = required(c, &mut o, "stopping_rule", string_len(10, 1000));
@@ -810,7 +859,12 @@ pub(super) fn validate(v: &Value) -> Result<Manifest, Violations> {
     };
     let c = &mut c;
 
-    let version = required(c, &mut o, "schema_version", enumerated(SchemaVersion::ALL, SchemaVersion::from_wire));
+    let version = required(
+        c,
+        &mut o,
+        "schema_version",
+        enumerated(SchemaVersion::ALL, SchemaVersion::from_wire),
+    );
     let sdk = match version {
         Some(SchemaVersion::V0_1) => SdkProfile::V0_5_5,
         _ => SdkProfile::V0_6_67,
@@ -831,15 +885,34 @@ pub(super) fn validate(v: &Value) -> Result<Manifest, Violations> {
     } else {
         Some(None)
     };
-    let models = required(c, &mut o, "models", |c, p, v| list_of(c, p, v, 1, model(sdk)));
-    let prompts = required(c, &mut o, "prompt_set_characteristics", string_len(10, 1000));
+    let models = required(c, &mut o, "models", |c, p, v| {
+        list_of(c, p, v, 1, model(sdk))
+    });
+    let prompts = required(
+        c,
+        &mut o,
+        "prompt_set_characteristics",
+        string_len(10, 1000),
+    );
     let flag_names = match sdk {
         SdkProfile::V0_5_5 => SensitiveContentFlag::V0_1,
         SdkProfile::V0_6_67 => SensitiveContentFlag::ALL,
     };
-    let flags = defaulted(&mut o, c, "sensitive_content_flags", Vec::new(), |c, p, v| {
-        list_of(c, p, v, 0, enumerated(flag_names, SensitiveContentFlag::from_wire))
-    });
+    let flags = defaulted(
+        &mut o,
+        c,
+        "sensitive_content_flags",
+        Vec::new(),
+        |c, p, v| {
+            list_of(
+                c,
+                p,
+                v,
+                0,
+                enumerated(flag_names, SensitiveContentFlag::from_wire),
+            )
+        },
+    );
     let attestations = optional(c, &mut o, "approver_attestations", |c, p, v| {
         list_of(c, p, v, 0, approver_attestation)
     });
@@ -866,8 +939,15 @@ pub(super) fn validate(v: &Value) -> Result<Manifest, Violations> {
         provenance = optional(c, &mut o, "config_provenance", config_provenance);
         cap = optional(c, &mut o, "capture", capture);
     } else {
-        (real, det, out_schema, features, prereg, provenance, cap) =
-            (Some(false), Some(None), Some(None), Some(None), Some(None), Some(None), Some(None));
+        (real, det, out_schema, features, prereg, provenance, cap) = (
+            Some(false),
+            Some(None),
+            Some(None),
+            Some(None),
+            Some(None),
+            Some(None),
+            Some(None),
+        );
         for key in LATER_MEMBERS {
             if o.has(key) {
                 rule(

@@ -96,7 +96,9 @@ pub enum ManifestError {
 #[non_exhaustive]
 pub enum SigningInputError {
     /// The profile's SDK does not know this `schema_version` (0.5.5 knows 0.1 only).
-    #[error("auspexai-tenant {profile} cannot sign a manifest with schema_version {schema_version} (it knows \"0.1\" only)")]
+    #[error(
+        "auspexai-tenant {profile} cannot sign a manifest with schema_version {schema_version} (it knows \"0.1\" only)"
+    )]
     UnsupportedVersion {
         /// The requested profile.
         profile: SdkProfile,
@@ -179,7 +181,9 @@ impl Manifest {
     }
 
     /// The normalised model as `profile`'s Pydantic dumps it, objects in
-    /// declaration order (serialise with [`json::pydantic_compact`]).
+    /// declaration order. [`Manifest::signing_input`] is its compact JSON as
+    /// pydantic-core writes it (note: floats with a positive exponent are
+    /// `1e+16` there, unlike plain Ryu's `1e16`).
     pub fn normalized(&self, profile: SdkProfile) -> Result<Value, SigningInputError> {
         signing::dump(self, profile)
     }
@@ -188,7 +192,7 @@ impl Manifest {
     /// normalised model (§3a.1). Fails when `profile` cannot represent the
     /// manifest (0.5.5 knows v0.1 only).
     pub fn signing_input(&self, profile: SdkProfile) -> Result<Vec<u8>, SigningInputError> {
-        Ok(json::pydantic_compact(&self.normalized(profile)?).into_bytes())
+        Ok(signing::pydantic_compact(&self.normalized(profile)?).into_bytes())
     }
 
     /// The Python-canonical JSON of the raw parsed file, the input of

@@ -30,7 +30,10 @@ pub struct ManifestSignature {
 
 impl ManifestSignature {
     /// A v0.1 envelope for a public key (lowercase hex) and a base64 signature.
-    pub fn new(maintainer_pubkey: impl Into<String>, signature: impl Into<String>) -> ManifestSignature {
+    pub fn new(
+        maintainer_pubkey: impl Into<String>,
+        signature: impl Into<String>,
+    ) -> ManifestSignature {
         ManifestSignature {
             sig_v: SIG_V.to_owned(),
             maintainer_pubkey: maintainer_pubkey.into(),

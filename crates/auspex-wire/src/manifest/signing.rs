@@ -44,7 +44,10 @@ fn model(m: &Model, profile: SdkProfile) -> Value {
     let mut members = vec![
         ("id", s(&m.id)),
         ("version", s(&m.version)),
-        ("local_weights_required", Value::Bool(m.local_weights_required)),
+        (
+            "local_weights_required",
+            Value::Bool(m.local_weights_required),
+        ),
         ("hf_repo", opt_s(m.hf_repo.as_ref())),
         ("hf_filename", opt_s(m.hf_filename.as_ref())),
     ];
@@ -64,10 +67,9 @@ fn model(m: &Model, profile: SdkProfile) -> Value {
 
 fn work_unit_source(w: &WorkUnitSource) -> Value {
     match w {
-        WorkUnitSource::Static { tarball_sha256 } => obj([
-            ("kind", s("static")),
-            ("tarball_sha256", s(tarball_sha256)),
-        ]),
+        WorkUnitSource::Static { tarball_sha256 } => {
+            obj([("kind", s("static")), ("tarball_sha256", s(tarball_sha256))])
+        }
         WorkUnitSource::Http { url } => obj([("kind", s("http")), ("url", s(url))]),
     }
 }
@@ -259,7 +261,10 @@ pub(super) fn dump(m: &Manifest, profile: SdkProfile) -> Result<Value, SigningIn
         "models",
         Value::Array(m.models.iter().map(|x| model(x, profile)).collect()),
     );
-    put("prompt_set_characteristics", s(&m.prompt_set_characteristics));
+    put(
+        "prompt_set_characteristics",
+        s(&m.prompt_set_characteristics),
+    );
     put(
         "sensitive_content_flags",
         Value::Array(
@@ -271,18 +276,20 @@ pub(super) fn dump(m: &Manifest, profile: SdkProfile) -> Result<Value, SigningIn
     );
     put(
         "approver_attestations",
-        m.approver_attestations.as_ref().map_or(Value::Null, |list| {
-            Value::Array(
-                list.iter()
-                    .map(|a| {
-                        obj([
-                            ("approver_pubkey", s(&a.approver_pubkey)),
-                            ("sig", s(&a.sig)),
-                        ])
-                    })
-                    .collect(),
-            )
-        }),
+        m.approver_attestations
+            .as_ref()
+            .map_or(Value::Null, |list| {
+                Value::Array(
+                    list.iter()
+                        .map(|a| {
+                            obj([
+                                ("approver_pubkey", s(&a.approver_pubkey)),
+                                ("sig", s(&a.sig)),
+                            ])
+                        })
+                        .collect(),
+                )
+            }),
     );
     put(
         "expected_duration_hours",
@@ -339,4 +346,60 @@ pub(super) fn dump(m: &Manifest, profile: SdkProfile) -> Result<Value, SigningIn
         );
     }
     Ok(Value::Object(o))
+}
+
+/// pydantic-core's compact JSON of `v` (objects in insertion order, raw UTF-8
+/// strings). Identical to [`crate::json::pydantic_compact`] except for floats
+/// with a positive exponent: pydantic-core writes `1e+16`, `1.5e+22`, where
+/// plain Ryu writes `1e16` (negative exponents agree: `1e-7`).
+pub(super) fn pydantic_compact(v: &Value) -> String {
+    let mut out = String::new();
+    write(v, &mut out);
+    out
+}
+
+fn write(v: &Value, out: &mut String) {
+    match v {
+        Value::Null => out.push_str("null"),
+        Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+        Value::Int(i) => out.push_str(i.as_str()),
+        Value::Float(f) => out.push_str(&pydantic_float(*f)),
+        Value::String(s) => crate::json::write_raw_string(s, out),
+        Value::Array(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write(item, out);
+            }
+            out.push(']');
+        }
+        Value::Object(members) => {
+            out.push('{');
+            for (i, (k, item)) in members.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                crate::json::write_raw_string(k, out);
+                out.push(':');
+                write(item, out);
+            }
+            out.push('}');
+        }
+    }
+}
+
+/// A float as pydantic-core writes it (non-finite values as `null`, which
+/// validation never lets through).
+pub(super) fn pydantic_float(f: f64) -> String {
+    if !f.is_finite() {
+        return "null".to_owned();
+    }
+    let mut buf = ryu::Buffer::new();
+    let text = buf.format_finite(f);
+    match text.split_once('e') {
+        Some((mantissa, exp)) if !exp.starts_with('-') => format!("{mantissa}e+{exp}"),
+        _ => text.to_owned(),
+    }
 }

@@ -2,14 +2,24 @@
 #[test]
 fn debug_idna() {
     use idna::uts46::{AsciiDenyList, Hyphens, Uts46};
-    for d in ["xn--zz.com", "1.اختبار", "☃.net", "xn--n3h.net", "a..b", "ab--cd.com", "XN--BCHER-KVA.example"] {
+    for d in [
+        "xn--zz.com",
+        "1.اختبار",
+        "☃.net",
+        "xn--n3h.net",
+        "a..b",
+        "ab--cd.com",
+        "XN--BCHER-KVA.example",
+    ] {
         let (m, r) = Uts46::new().to_unicode(d.as_bytes(), AsciiDenyList::EMPTY, Hyphens::Allow);
         eprintln!("{d:?} -> {m:?} {:?}", r.is_ok());
     }
 }
 #[test]
 fn fuzz_email_tmp() {
-    let Ok(bytes) = std::fs::read("/tmp/mprobe/fuzz1.json") else { return };
+    let Ok(bytes) = std::fs::read("/tmp/mprobe/fuzz1.json") else {
+        return;
+    };
     let d = crate::json::parse(&bytes).unwrap();
     let mut bad = 0;
     let mut reasons = std::collections::BTreeMap::new();
@@ -21,11 +31,37 @@ fn fuzz_email_tmp() {
             (Some(w), Ok(g)) if w == g => {}
             (None, Err(e)) => {
                 let r = case.get("error").unwrap().as_str().unwrap();
-                if r != e.reason { *reasons.entry((r.to_owned(), e.reason.clone())).or_insert(0) += 1; }
+                if r != e.reason {
+                    *reasons.entry((r.to_owned(), e.reason.clone())).or_insert(0) += 1;
+                }
             }
-            _ => { bad += 1; if bad < 40 { eprintln!("MISMATCH {input:?}: py {want:?} {:?} rs {got:?}", case.get("error")); } }
+            _ => {
+                bad += 1;
+                if bad < 40 {
+                    eprintln!(
+                        "MISMATCH {input:?}: py {want:?} {:?} rs {got:?}",
+                        case.get("error")
+                    );
+                }
+            }
         }
     }
-    for ((a, b), n) in &reasons { eprintln!("REASON x{n}\n  py {a}\n  rs {b}"); }
+    for ((a, b), n) in &reasons {
+        eprintln!("REASON x{n}\n  py {a}\n  rs {b}");
+    }
     eprintln!("total mismatches {bad}");
+}
+#[test]
+fn fuzz_float_tmp() {
+    let Ok(bytes) = std::fs::read("/tmp/mprobe/floats.json") else { return };
+    let d = crate::json::parse(&bytes).unwrap();
+    let mut bad = 0;
+    for pair in d.as_array().unwrap() {
+        let a = pair.as_array().unwrap();
+        let f: f64 = a[0].as_str().unwrap().parse().unwrap();
+        let want = a[1].as_str().unwrap();
+        let got = super::signing::pydantic_float(f);
+        if got != want { bad += 1; if bad < 10 { eprintln!("{f:?}: py {want} rs {got}"); } }
+    }
+    eprintln!("float mismatches {bad}");
 }

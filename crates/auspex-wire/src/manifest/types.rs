@@ -94,7 +94,8 @@ str_enum! {
 
 impl SensitiveContentFlag {
     /// The flags manifest v0.1 (auspexai-tenant 0.5.5) accepts.
-    pub const V0_1: &'static [&'static str] = &["dual_use", "red_team", "harmful_output_generation"];
+    pub const V0_1: &'static [&'static str] =
+        &["dual_use", "red_team", "harmful_output_generation"];
 }
 
 str_enum! {

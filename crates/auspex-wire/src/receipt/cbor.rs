@@ -132,9 +132,12 @@ impl Cbor {
                 Value::Int(Int::from_decimal(&text)?)
             }
             Cbor::Text(s) => Value::String(s.clone()),
-            Cbor::Array(items) => {
-                Value::Array(items.iter().map(Cbor::to_json).collect::<Option<Vec<_>>>()?)
-            }
+            Cbor::Array(items) => Value::Array(
+                items
+                    .iter()
+                    .map(Cbor::to_json)
+                    .collect::<Option<Vec<_>>>()?,
+            ),
             Cbor::Map(entries) => {
                 let mut o = Object::new();
                 for (k, v) in entries {
@@ -232,7 +235,9 @@ pub enum CborError {
         offset: usize,
     },
     /// A string, array or map announces more than the rest of the input holds.
-    #[error("CBOR item at byte {offset} declares length {declared}, but only {available} bytes remain")]
+    #[error(
+        "CBOR item at byte {offset} declares length {declared}, but only {available} bytes remain"
+    )]
     LengthExceedsInput {
         /// Item offset.
         offset: usize,
@@ -512,7 +517,9 @@ impl Decoder<'_> {
                     }
                 }
                 25 => Ok(Cbor::Float(f16_to_f64((v & 0xffff) as u16))),
-                26 => Ok(Cbor::Float(f64::from(f32::from_bits((v & 0xffff_ffff) as u32)))),
+                26 => Ok(Cbor::Float(f64::from(f32::from_bits(
+                    (v & 0xffff_ffff) as u32,
+                )))),
                 _ => Ok(Cbor::Float(f64::from_bits(v))),
             },
             _ => Err(CborError::InvalidIndefinite { offset: start }),
@@ -530,7 +537,11 @@ impl Decoder<'_> {
             let (m, _, arg) = self.head(chunk_start)?;
             let n = match (m == major, arg) {
                 (true, Arg::Value(n)) => n,
-                _ => return Err(CborError::InvalidChunk { offset: chunk_start }),
+                _ => {
+                    return Err(CborError::InvalidChunk {
+                        offset: chunk_start,
+                    });
+                }
             };
             let len = self.checked_len(chunk_start, n, 1)?;
             let raw = self.take(len)?;
@@ -728,7 +739,13 @@ mod tests {
         ] {
             assert_eq!(hex(&encode_canonical(&Cbor::Float(f))), want, "{f}");
         }
-        for h in ["f93e00", "f90001", "f97bff", "fa47c35000", "fb3ff199999999999a"] {
+        for h in [
+            "f93e00",
+            "f90001",
+            "f97bff",
+            "fa47c35000",
+            "fb3ff199999999999a",
+        ] {
             let v = decode(&unhex(h)).expect("decodes");
             assert_eq!(hex(&encode_canonical(&v)), h);
         }
@@ -747,18 +764,60 @@ mod tests {
     #[test]
     fn malformed_inputs_are_typed_errors() {
         assert_eq!(decode(&[]), Err(CborError::Empty));
-        assert!(matches!(decode(&unhex("0102")), Err(CborError::TrailingBytes { offset: 1, remaining: 1 })));
-        assert!(matches!(decode(&unhex("5a00010000")), Err(CborError::LengthExceedsInput { declared: 65536, .. })));
-        assert!(matches!(decode(&unhex("9bffffffffffffffff")), Err(CborError::LengthExceedsInput { .. })));
-        assert!(matches!(decode(&unhex("bb7fffffffffffffff00")), Err(CborError::LengthExceedsInput { .. })));
-        assert!(matches!(decode(&unhex("1c")), Err(CborError::Reserved { info: 28, .. })));
-        assert!(matches!(decode(&unhex("ff")), Err(CborError::InvalidIndefinite { offset: 0 })));
-        assert!(matches!(decode(&unhex("1f")), Err(CborError::InvalidIndefinite { .. })));
-        assert!(matches!(decode(&unhex("62c328")), Err(CborError::InvalidUtf8 { .. })));
-        assert!(matches!(decode(&unhex("5f6161ff")), Err(CborError::InvalidChunk { .. })));
-        assert!(matches!(decode(&unhex("f818")), Err(CborError::InvalidSimple { value: 24, .. })));
-        assert!(matches!(decode(&unhex("a2010101")), Err(CborError::LengthExceedsInput { .. })));
-        assert!(matches!(decode(&unhex("9f01")), Err(CborError::Truncated { .. })));
+        assert!(matches!(
+            decode(&unhex("0102")),
+            Err(CborError::TrailingBytes {
+                offset: 1,
+                remaining: 1
+            })
+        ));
+        assert!(matches!(
+            decode(&unhex("5a00010000")),
+            Err(CborError::LengthExceedsInput {
+                declared: 65536,
+                ..
+            })
+        ));
+        assert!(matches!(
+            decode(&unhex("9bffffffffffffffff")),
+            Err(CborError::LengthExceedsInput { .. })
+        ));
+        assert!(matches!(
+            decode(&unhex("bb7fffffffffffffff00")),
+            Err(CborError::LengthExceedsInput { .. })
+        ));
+        assert!(matches!(
+            decode(&unhex("1c")),
+            Err(CborError::Reserved { info: 28, .. })
+        ));
+        assert!(matches!(
+            decode(&unhex("ff")),
+            Err(CborError::InvalidIndefinite { offset: 0 })
+        ));
+        assert!(matches!(
+            decode(&unhex("1f")),
+            Err(CborError::InvalidIndefinite { .. })
+        ));
+        assert!(matches!(
+            decode(&unhex("62c328")),
+            Err(CborError::InvalidUtf8 { .. })
+        ));
+        assert!(matches!(
+            decode(&unhex("5f6161ff")),
+            Err(CborError::InvalidChunk { .. })
+        ));
+        assert!(matches!(
+            decode(&unhex("f818")),
+            Err(CborError::InvalidSimple { value: 24, .. })
+        ));
+        assert!(matches!(
+            decode(&unhex("a2010101")),
+            Err(CborError::LengthExceedsInput { .. })
+        ));
+        assert!(matches!(
+            decode(&unhex("9f01")),
+            Err(CborError::Truncated { .. })
+        ));
         let deep = vec![0x81u8; 10_000];
         assert!(matches!(decode(&deep), Err(CborError::TooDeep { .. })));
         let tags = vec![0xc0u8; 10_000];
@@ -767,9 +826,15 @@ mod tests {
 
     #[test]
     fn indefinite_items_decode() {
-        assert_eq!(decode(&unhex("5f4101420203ff")), Ok(Cbor::Bytes(vec![1, 2, 3])));
+        assert_eq!(
+            decode(&unhex("5f4101420203ff")),
+            Ok(Cbor::Bytes(vec![1, 2, 3]))
+        );
         assert_eq!(decode(&unhex("7f6161ff")), Ok(Cbor::Text("a".into())));
-        assert_eq!(decode(&unhex("9f01ff")), Ok(Cbor::Array(vec![Cbor::Unsigned(1)])));
+        assert_eq!(
+            decode(&unhex("9f01ff")),
+            Ok(Cbor::Array(vec![Cbor::Unsigned(1)]))
+        );
         assert_eq!(
             decode(&unhex("bf6161f5ff")),
             Ok(Cbor::Map(vec![(Cbor::Text("a".into()), Cbor::Bool(true))]))
@@ -778,7 +843,8 @@ mod tests {
 
     #[test]
     fn bignums_from_json_ints() {
-        let v = crate::json::parse(b"[18446744073709551616, -18446744073709551617, -5]").expect("json");
+        let v =
+            crate::json::parse(b"[18446744073709551616, -18446744073709551617, -5]").expect("json");
         let c = Cbor::from_json(&v);
         assert_eq!(
             hex(&encode_canonical(&c)),

@@ -71,7 +71,7 @@ pub enum DateTimeError {
 }
 
 fn is_leap(year: u16) -> bool {
-    (year % 4 == 0 && year % 100 != 0) || year % 400 == 0
+    (year.is_multiple_of(4) && !year.is_multiple_of(100)) || year.is_multiple_of(400)
 }
 
 fn days_in_month(year: u16, month: u8) -> u8 {
@@ -338,15 +338,21 @@ impl DateTime {
             Some(b'T' | b't' | b'_' | b' ') => c.pos += 1,
             _ => return Err(EXTRA),
         }
-        let hour = c.digits(2, "invalid character in hour").map_err(|_| EXTRA)?;
+        let hour = c
+            .digits(2, "invalid character in hour")
+            .map_err(|_| EXTRA)?;
         if !c.eat(b':') {
             return Err(EXTRA);
         }
-        let minute = c.digits(2, "invalid character in minute").map_err(|_| EXTRA)?;
+        let minute = c
+            .digits(2, "invalid character in minute")
+            .map_err(|_| EXTRA)?;
         let mut second = 0;
         let mut micro = 0u32;
         if c.eat(b':') {
-            second = c.digits(2, "invalid character in second").map_err(|_| EXTRA)?;
+            second = c
+                .digits(2, "invalid character in second")
+                .map_err(|_| EXTRA)?;
             if matches!(c.peek(), Some(b'.' | b',')) {
                 c.pos += 1;
                 let mut n = 0;
@@ -548,8 +554,14 @@ mod tests {
             ("2025-01-02 03:04:05Z", "2025-01-02T03:04:05Z"),
             ("2025-01-02_03:04:05Z", "2025-01-02T03:04:05Z"),
             ("2025-01-02t03:04:05z", "2025-01-02T03:04:05Z"),
-            ("2025-01-02T03:04:05.1234567Z", "2025-01-02T03:04:05.123456Z"),
-            ("2025-01-02T03:04:05.9999999Z", "2025-01-02T03:04:05.999999Z"),
+            (
+                "2025-01-02T03:04:05.1234567Z",
+                "2025-01-02T03:04:05.123456Z",
+            ),
+            (
+                "2025-01-02T03:04:05.9999999Z",
+                "2025-01-02T03:04:05.999999Z",
+            ),
             ("2025-01-02T03:04:05.1Z", "2025-01-02T03:04:05.100000Z"),
             ("2025-01-02T03:04:05.000000Z", "2025-01-02T03:04:05Z"),
             ("2025-01-02T03:04:05,5Z", "2025-01-02T03:04:05.500000Z"),
@@ -563,7 +575,10 @@ mod tests {
             ("2000-02-29T00:00:00", "2000-02-29T00:00:00"),
             ("0001-01-01T00:00:00Z", "0001-01-01T00:00:00Z"),
             ("9999-12-31T23:59:59.999999Z", "9999-12-31T23:59:59.999999Z"),
-            ("2025-01-02T03:04:05.123+02:00", "2025-01-02T03:04:05.123000+02:00"),
+            (
+                "2025-01-02T03:04:05.123+02:00",
+                "2025-01-02T03:04:05.123000+02:00",
+            ),
         ] {
             assert_eq!(p(input).as_deref(), Ok(want), "{input}");
         }
@@ -632,17 +647,32 @@ mod tests {
         assert_eq!(f(-0.0000004).as_deref(), Ok("1970-01-01T00:00:00Z"));
         assert_eq!(f(0.0000005).as_deref(), Ok("1970-01-01T00:00:00.000001Z"));
         assert_eq!(f(1.9999995).as_deref(), Ok("1970-01-01T00:00:01.999999Z"));
-        assert_eq!(f(20000000001.9999).as_deref(), Ok("1970-08-20T11:33:20.002000Z"));
-        assert_eq!(f(20000000001.0004).as_deref(), Ok("1970-08-20T11:33:20.001000Z"));
-        assert_eq!(f(-20000000001.5).as_deref(), Ok("1969-05-14T12:26:39.998500Z"));
+        assert_eq!(
+            f(20000000001.9999).as_deref(),
+            Ok("1970-08-20T11:33:20.002000Z")
+        );
+        assert_eq!(
+            f(20000000001.0004).as_deref(),
+            Ok("1970-08-20T11:33:20.001000Z")
+        );
+        assert_eq!(
+            f(-20000000001.5).as_deref(),
+            Ok("1969-05-14T12:26:39.998500Z")
+        );
         assert_eq!(f(1e11).as_deref(), Ok("1973-03-03T09:46:40Z"));
         assert_eq!(f(2.5e10).as_deref(), Ok("1970-10-17T08:26:40Z"));
         assert!(f(f64::NAN).is_err());
         assert!(f(f64::INFINITY).is_err());
         assert!(f(1e20).is_err());
         let i = |x: i64| DateTime::from_timestamp_i64(x).map(|d| d.to_string());
-        assert_eq!(i(-20000000001).as_deref(), Ok("1969-05-14T12:26:39.999000Z"));
-        assert_eq!(i(253402300799999).as_deref(), Ok("9999-12-31T23:59:59.999000Z"));
+        assert_eq!(
+            i(-20000000001).as_deref(),
+            Ok("1969-05-14T12:26:39.999000Z")
+        );
+        assert_eq!(
+            i(253402300799999).as_deref(),
+            Ok("9999-12-31T23:59:59.999000Z")
+        );
         assert!(i(253402300800000).is_err());
         assert!(i(-62135596800001).is_err());
         assert!(i(i64::MAX).is_err());
@@ -654,6 +684,9 @@ mod tests {
         let d = DateTime::parse_iso("2025-01-02T04:04:05.25+01:00").expect("parses");
         let utc = DateTime::from_unix_micros(d.unix_micros().expect("aware")).expect("in range");
         assert_eq!(utc.to_string(), "2025-01-02T03:04:05.250000Z");
-        assert_eq!(DateTime::parse_iso("2025-01-02T03:04:05").map(|d| d.unix_micros()), Ok(None));
+        assert_eq!(
+            DateTime::parse_iso("2025-01-02T03:04:05").map(|d| d.unix_micros()),
+            Ok(None)
+        );
     }
 }
