@@ -1122,7 +1122,11 @@ for raw in sys.stdin.read().splitlines():
         }
         assert!(mismatches.is_empty(), "{}", mismatches.join("\n"));
         // Both outcomes are well represented.
-        assert!(accepted > 200 && raws.len() - accepted > 200, "{accepted}/{}", raws.len());
+        assert!(
+            accepted > 200 && raws.len() - accepted > 200,
+            "{accepted}/{}",
+            raws.len()
+        );
     }
 
     const RECEIPT_SCRIPT: &str = r#"
@@ -1215,5 +1219,207 @@ for raw in sys.stdin.read().splitlines():
             assert_eq!(r.to_pydantic_json_indent(), s(&a, "show"));
             assert_eq!(&receipt::decode_cbor(&blob).expect("decodes"), r);
         }
+    }
+
+    const MODELS_SCRIPT: &str = r#"
+import json, sys
+from pydantic import ValidationError
+from auspexai_tenant.workunits import WorkUnit, ExecutorOutput, Result
+from auspexai_tenant.reducer import ReducerDecision
+models = {"workunit": WorkUnit, "executor_output": ExecutorOutput, "result": Result, "reducer": ReducerDecision}
+for line in sys.stdin.read().splitlines():
+    kind, raw = line.split(" ", 1)
+    try:
+        m = models[kind].model_validate_json(raw)
+        print(json.dumps({"ok": m.model_dump_json(indent=2)}))
+    except ValidationError as e:
+        locs = [".".join(str(p) for p in err["loc"]) or "(root)" for err in e.errors()]
+        print(json.dumps({"err": locs}))
+"#;
+
+    fn model_docs() -> Vec<(&'static str, String)> {
+        let mut rng = Rng(0x0bad_cafe_dead_beef);
+        let pools: &[(&str, &[&str])] = &[
+            (
+                "schema_version",
+                &[r#""0.1""#, r#""0.1""#, r#""0.2""#, "0.1", "null"],
+            ),
+            (
+                "unit_id",
+                &[r#""u-1""#, r#""U_2""#, r#""""#, r#""u 1""#, r#""u\n""#, "5"],
+            ),
+            (
+                "tenant_id",
+                &[r#""acme-lab""#, r#""ab""#, r#""Acme""#, "null"],
+            ),
+            (
+                "experiment_id",
+                &[r#""drift-probe-007""#, r#""x""#, r#""exp-1""#],
+            ),
+            (
+                "manifest_sha256",
+                &[
+                    r#""aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa""#,
+                    r#""AA""#,
+                ],
+            ),
+            (
+                "created_at",
+                &[
+                    r#""2025-01-02T03:04:05Z""#,
+                    r#""2025-01-02""#,
+                    "1735787045.5",
+                    r#""x""#,
+                    "true",
+                ],
+            ),
+            (
+                "completed_at",
+                &[
+                    r#""2025-01-02T03:04:05.123456789+05:30""#,
+                    r#""2025-01-02 03:04""#,
+                    "0",
+                    r#""2025-02-30""#,
+                ],
+            ),
+            (
+                "exit_code",
+                &[
+                    "0", "-255", "255", "256", r#""3""#, r#"" 7 ""#, "3.0", "3.5", "true", "null",
+                    r#""1_0""#,
+                ],
+            ),
+            (
+                "payload",
+                &[
+                    r#"{"a":1,"é":"x","n":null}"#,
+                    "{}",
+                    "[]",
+                    "null",
+                    r#"{"f":0.00001,"g":-0.0,"big":123456789012345678901234567890}"#,
+                ],
+            ),
+            (
+                "worker_pubkey",
+                &[
+                    r#""770b5d5e0d025b1b6644a2b5b113dbb8bf07e04c61d2c3fd4c5e2701a55e5be8""#,
+                    r#""770B""#,
+                ],
+            ),
+            (
+                "worker_signature",
+                &[r#""q92QDwoQ==""#, r#""a b""#, r#""""#],
+            ),
+            ("verdict", &[r#""agree""#, r#""disagree""#, r#""maybe""#]),
+            ("merged", &[r#"{"v":2}"#, "null", "{}", "[1]"]),
+        ];
+        let models: &[(&str, &[&str])] = &[
+            (
+                "workunit",
+                &[
+                    "schema_version",
+                    "unit_id",
+                    "tenant_id",
+                    "experiment_id",
+                    "manifest_sha256",
+                    "created_at",
+                    "payload",
+                ],
+            ),
+            (
+                "executor_output",
+                &[
+                    "schema_version",
+                    "unit_id",
+                    "completed_at",
+                    "exit_code",
+                    "payload",
+                ],
+            ),
+            (
+                "result",
+                &[
+                    "schema_version",
+                    "unit_id",
+                    "worker_pubkey",
+                    "completed_at",
+                    "exit_code",
+                    "payload",
+                    "worker_signature",
+                ],
+            ),
+            ("reducer", &["schema_version", "verdict", "merged"]),
+        ];
+        let mut out = Vec::new();
+        for _ in 0..1500 {
+            let (kind, fields) = models[rng.below(models.len())];
+            let mut members = Vec::new();
+            for f in fields {
+                if rng.below(12) == 0 {
+                    continue; // missing
+                }
+                let pool = pools
+                    .iter()
+                    .find(|(n, _)| n == f)
+                    .map(|(_, p)| *p)
+                    .unwrap_or(&["1"]);
+                // Mostly the first (valid) value.
+                let v = if rng.below(3) == 0 {
+                    pool[rng.below(pool.len())]
+                } else {
+                    pool[0]
+                };
+                members.push(format!("\"{f}\":{v}"));
+            }
+            if rng.below(15) == 0 {
+                members.push("\"extra\":1".to_owned());
+            }
+            out.push((kind, format!("{{{}}}", members.join(","))));
+        }
+        out
+    }
+
+    #[test]
+    fn harness_models_validate_like_pydantic() {
+        let Some(python) = python_055() else { return };
+        let docs = model_docs();
+        let input: Vec<String> = docs.iter().map(|(k, d)| format!("{k} {d}")).collect();
+        let answers = run(&python, MODELS_SCRIPT, &input.join("\n"));
+        assert_eq!(answers.len(), docs.len());
+        let mut mismatches = Vec::new();
+        let mut oks = 0;
+        for ((kind, doc), answer) in docs.iter().zip(&answers) {
+            let ours: Result<String, Vec<String>> = match *kind {
+                "workunit" => WorkUnit::parse(doc.as_bytes()).map(|m| m.to_pydantic_json(true)),
+                "executor_output" => {
+                    ExecutorOutput::parse(doc.as_bytes()).map(|m| m.to_pydantic_json(true))
+                }
+                "result" => WorkResult::parse(doc.as_bytes()).map(|m| m.to_pydantic_json(true)),
+                _ => ReducerDecision::parse(doc.as_bytes()).map(|m| m.to_pydantic_json(true)),
+            }
+            .map_err(|e| match e {
+                DocumentError::Invalid(v) => paths(&v),
+                other => vec![other.to_string()],
+            });
+            let a = json::parse_str(answer).expect("json");
+            let theirs: Result<String, Vec<String>> = match a.get("ok") {
+                Some(Value::String(t)) => Ok(t.clone()),
+                _ => Err(a
+                    .get("err")
+                    .and_then(Value::as_array)
+                    .expect("err list")
+                    .iter()
+                    .map(|p| p.as_str().expect("loc").to_owned())
+                    .collect()),
+            };
+            oks += usize::from(theirs.is_ok());
+            if ours != theirs {
+                mismatches.push(format!(
+                    "{kind} {doc}\n  ours   {ours:?}\n  theirs {theirs:?}"
+                ));
+            }
+        }
+        assert!(mismatches.is_empty(), "{}", mismatches.join("\n"));
+        assert!(oks > 200 && docs.len() - oks > 200, "{oks}/{}", docs.len());
     }
 }

@@ -3,6 +3,7 @@
 
 mod common;
 mod errors;
+mod help;
 mod interop;
 mod key;
 mod manifest;

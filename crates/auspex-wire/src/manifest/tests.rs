@@ -53,7 +53,9 @@ fn fuzz_email_tmp() {
 }
 #[test]
 fn fuzz_float_tmp() {
-    let Ok(bytes) = std::fs::read("/tmp/mprobe/floats.json") else { return };
+    let Ok(bytes) = std::fs::read("/tmp/mprobe/floats.json") else {
+        return;
+    };
     let d = crate::json::parse(&bytes).unwrap();
     let mut bad = 0;
     for pair in d.as_array().unwrap() {
@@ -61,7 +63,55 @@ fn fuzz_float_tmp() {
         let f: f64 = a[0].as_str().unwrap().parse().unwrap();
         let want = a[1].as_str().unwrap();
         let got = super::signing::pydantic_float(f);
-        if got != want { bad += 1; if bad < 10 { eprintln!("{f:?}: py {want} rs {got}"); } }
+        if got != want {
+            bad += 1;
+            if bad < 10 {
+                eprintln!("{f:?}: py {want} rs {got}");
+            }
+        }
     }
     eprintln!("float mismatches {bad}");
+}
+#[test]
+fn fuzz_mut_tmp() {
+    for (file, profile) in [
+        ("/tmp/mprobe/mut055.json", super::SdkProfile::V0_5_5),
+        ("/tmp/mprobe/mut0667.json", super::SdkProfile::V0_6_67),
+    ] {
+        let Ok(bytes) = std::fs::read(file) else {
+            continue;
+        };
+        let d = crate::json::parse(&bytes).unwrap();
+        let mut bad = 0;
+        for case in d.as_array().unwrap() {
+            let text = case.get("text").unwrap().as_str().unwrap();
+            let ok = case.get("ok") == Some(&crate::json::Value::Bool(true));
+            let got = super::parse_manifest(text.as_bytes());
+            let mismatch = match (&got, ok) {
+                (Ok(m), true) => {
+                    let dump = String::from_utf8(m.signing_input(profile).unwrap()).unwrap();
+                    (dump != case.get("dump").unwrap().as_str().unwrap()).then(|| {
+                        format!(
+                            "DUMP\n  py {}\n  rs {}",
+                            case.get("dump").unwrap().as_str().unwrap(),
+                            dump
+                        )
+                    })
+                }
+                (Err(e), false) => None.filter(|_: &String| e.to_string().is_empty()),
+                (Ok(_), false) => Some(format!(
+                    "RUST ACCEPTS; py errors {:?}",
+                    crate::json::canonical(case.get("errors").unwrap())
+                )),
+                (Err(e), true) => Some(format!("RUST REJECTS: {e}")),
+            };
+            if let Some(m) = mismatch {
+                bad += 1;
+                if bad <= 25 {
+                    eprintln!("--- {text}\n{m}");
+                }
+            }
+        }
+        eprintln!("{file}: mismatches {bad}");
+    }
 }
