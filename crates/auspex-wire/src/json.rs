@@ -717,13 +717,23 @@ pub fn python_float_repr(f: f64) -> String {
 
 /// The shortest round-trip digits of a finite, non-zero `f` and its decimal
 /// point position: `f = ±0.d1d2…dn × 10^decpt`.
+///
+/// Where several shortest digit strings round-trip, Python's `repr` (David
+/// Gay's dtoa, mode 0) takes the one closest to the exact binary value, and so
+/// does Ryu; Rust's own `{:e}` does not always (it prints
+/// `1151919637618719.3` where Python prints `1151919637618719.2`), which the
+/// differential test against CPython caught.
 fn shortest_digits(f: f64) -> (String, i32) {
-    // Rust's `{:e}` prints the shortest round-trip digits, like Python's repr.
-    let sci = format!("{:e}", f.abs());
-    let (mantissa, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
-    let digits: String = mantissa.chars().filter(char::is_ascii_digit).collect();
-    let exp: i32 = exp.parse().unwrap_or(0);
-    (digits, exp + 1)
+    let mut buf = ryu::Buffer::new();
+    let text = buf.format_finite(f.abs());
+    let (mantissa, exp) = text.split_once(['e', 'E']).unwrap_or((text, "0"));
+    let exp: i32 = exp.trim_start_matches('+').parse().unwrap_or(0);
+    let (int_part, frac_part) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    let all: String = format!("{int_part}{frac_part}");
+    let leading = all.bytes().take_while(|&b| b == b'0').count();
+    let digits = all[leading..].trim_end_matches('0').to_owned();
+    let decpt = int_part.len() as i32 + exp - leading as i32;
+    (digits, decpt)
 }
 
 fn write_python_float(f: f64, out: &mut String) {
@@ -810,8 +820,18 @@ fn write_pydantic(v: &Value, indent: Option<usize>, level: usize, out: &mut Stri
         // (`ser_json_inf_nan="null"`).
         Value::Float(f) if !f.is_finite() => out.push_str("null"),
         Value::Float(f) => {
+            // Ryu's layout, except that pydantic-core signs positive exponents
+            // (`1e+16`, where ryu writes `1e16`); negative ones are the same.
             let mut buf = ryu::Buffer::new();
-            out.push_str(buf.format_finite(*f));
+            let text = buf.format_finite(*f);
+            match text.split_once('e') {
+                Some((mantissa, exp)) if !exp.starts_with('-') => {
+                    out.push_str(mantissa);
+                    out.push_str("e+");
+                    out.push_str(exp);
+                }
+                _ => out.push_str(text),
+            }
         }
         Value::String(s) => write_raw_string(s, out),
         Value::Array(items) => {

@@ -1,6 +1,6 @@
 //! Work unit v0.1 (spec `tenant-sdk.md` §2.4; `schemas/workunit_v0_1.json`) and
 //! the `submit_units` envelope (§4.2), plus the shared pieces of the
-//! harness-file models: the Pydantic [`DateTime`](datetime::DateTime), the
+//! harness-file models: the Pydantic [`DateTime`], the
 //! common patterns and [`DocumentError`].
 //!
 //! Reading follows the SDK's Pydantic model (`extra="forbid"`, lax `datetime`);

@@ -110,6 +110,13 @@ fn pydantic_layouts() {
         "{\n  \"b\": [],\n  \"a\": {\n    \"x\": 0.00001,\n    \"y\": 24,\n    \"z\": \"é\u{7f}\u{2028}\\u0001\"\n  },\n  \"c\": {}\n}"
     );
     assert_eq!(pydantic_compact(&Value::Float(1e-6)), "1e-6");
-    assert_eq!(pydantic_compact(&Value::Float(1e16)), "1e16");
+    // pydantic-core 2.50 signs positive exponents (observed with the 0.5.5 venv).
+    assert_eq!(pydantic_compact(&Value::Float(1e16)), "1e+16");
+    assert_eq!(pydantic_compact(&Value::Float(1.5e300)), "1.5e+300");
+    assert_eq!(pydantic_compact(&Value::Float(1.5e-7)), "1.5e-7");
+    assert_eq!(pydantic_compact(&Value::Float(1e15)), "1000000000000000.0");
+    // Ties between shortest digit strings: Python (and Ryu) pick the closest.
+    assert_eq!(python_float_repr(1151919637618719.2), "1151919637618719.2");
+    assert_eq!(python_float_repr(123989426642750.62), "123989426642750.62");
     assert_eq!(pydantic_compact(&Value::Float(8760.0)), "8760.0");
 }

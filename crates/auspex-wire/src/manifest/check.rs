@@ -569,19 +569,19 @@ fn feature_range(c: &mut Checker, p: &JsonPath, v: &Value) -> Option<FeatureRang
         min: min?,
         max: max?,
     };
-    if let Some(max) = range.max {
-        if max < range.min {
-            rule(
-                c,
-                p,
-                format!(
-                    "range max ({}) < min ({})",
-                    pyrepr::float(max),
-                    pyrepr::float(range.min)
-                ),
-            );
-            return None;
-        }
+    if let Some(max) = range.max
+        && max < range.min
+    {
+        rule(
+            c,
+            p,
+            format!(
+                "range max ({}) < min ({})",
+                pyrepr::float(max),
+                pyrepr::float(range.min)
+            ),
+        );
+        return None;
     }
     Some(range)
 }
@@ -962,32 +962,32 @@ pub(super) fn validate(v: &Value) -> Result<Manifest, Violations> {
 
     // Model-level rules, in the SDK's declaration order.
     if later {
-        if let (Some(Some(cap)), Some(flags)) = (&cap, &flags) {
-            if cap.raw && !flags.contains(&SensitiveContentFlag::RawContentCapture) {
-                rule(
-                    c,
-                    &root,
-                    "capture.raw requires 'raw_content_capture' in sensitive_content_flags (raw capture must never auto-approve)",
-                );
-            }
+        if let (Some(Some(cap)), Some(flags)) = (&cap, &flags)
+            && cap.raw
+            && !flags.contains(&SensitiveContentFlag::RawContentCapture)
+        {
+            rule(
+                c,
+                &root,
+                "capture.raw requires 'raw_content_capture' in sensitive_content_flags (raw capture must never auto-approve)",
+            );
         }
-        if let (Some(Some(det)), Some(rf), Some(red)) = (&det, replication, &red) {
-            if det.is_sampling()
-                && rf > 1
-                && matches!(
-                    red,
-                    Reducer::BuiltinHashAgreement | Reducer::BuiltinWithinCellTolerance { .. }
-                )
-            {
-                rule(
-                    c,
-                    &root,
-                    format!(
-                        "seeded sampling (temperature > 0) at replication_factor {rf} is incoherent with the agreement reducer {} — sampled replicas legitimately differ; declare replication_factor 1 (process-only: each replica an independent sample) or a non-agreement collection mode (inference_determinism memo §3c)",
-                        pyrepr::repr_str(red.kind())
-                    ),
-                );
-            }
+        if let (Some(Some(det)), Some(rf), Some(red)) = (&det, replication, &red)
+            && det.is_sampling()
+            && rf > 1
+            && matches!(
+                red,
+                Reducer::BuiltinHashAgreement | Reducer::BuiltinWithinCellTolerance { .. }
+            )
+        {
+            rule(
+                c,
+                &root,
+                format!(
+                    "seeded sampling (temperature > 0) at replication_factor {rf} is incoherent with the agreement reducer {} — sampled replicas legitimately differ; declare replication_factor 1 (process-only: each replica an independent sample) or a non-agreement collection mode (inference_determinism memo §3c)",
+                    pyrepr::repr_str(red.kind())
+                ),
+            );
         }
         if let (Some(Some(det)), Some(ver)) = (&det, version) {
             let mut knobs = det.sampling_knobs();
@@ -1003,50 +1003,50 @@ pub(super) fn validate(v: &Value) -> Result<Manifest, Violations> {
                 );
             }
         }
-        if let Some(ver) = version {
-            if !ver.at_least(SchemaVersion::V0_6) {
-                if matches!(red, Some(Reducer::BuiltinProcessOnly)) {
-                    rule(
-                        c,
-                        &root,
-                        "the builtin_process_only reducer requires schema_version \"0.6\" or later (the published v0.1-v0.5 schemas are immutable and do not carry it)",
-                    );
-                }
-                if matches!(provenance, Some(Some(_))) {
-                    rule(
-                        c,
-                        &root,
-                        "config_provenance requires schema_version \"0.6\" or later (the published v0.1-v0.5 schemas are immutable and do not carry it)",
-                    );
-                }
+        if let Some(ver) = version
+            && !ver.at_least(SchemaVersion::V0_6)
+        {
+            if matches!(red, Some(Reducer::BuiltinProcessOnly)) {
+                rule(
+                    c,
+                    &root,
+                    "the builtin_process_only reducer requires schema_version \"0.6\" or later (the published v0.1-v0.5 schemas are immutable and do not carry it)",
+                );
+            }
+            if matches!(provenance, Some(Some(_))) {
+                rule(
+                    c,
+                    &root,
+                    "config_provenance requires schema_version \"0.6\" or later (the published v0.1-v0.5 schemas are immutable and do not carry it)",
+                );
             }
         }
-        if let (Some(Some(det)), Some(ver)) = (&det, version) {
-            if !ver.at_least(SchemaVersion::V0_7) {
-                let mut penalties = det.penalty_knobs();
-                penalties.sort_unstable();
-                if !penalties.is_empty() {
-                    rule(
-                        c,
-                        &root,
-                        format!(
-                            "penalty knobs {} require schema_version \"0.7\" or later (the published v0.1-v0.6 schemas are immutable and do not carry them)",
-                            pyrepr::repr_str_list(&penalties)
-                        ),
-                    );
-                }
-                let mut knobs = det.sampling_knobs();
-                knobs.sort_unstable();
-                if !knobs.is_empty() && !det.is_sampling() {
-                    rule(
-                        c,
-                        &root,
-                        format!(
-                            "sampling knobs {} at temperature 0 require schema_version \"0.7\" or later — before v0.7 a knob was declarable only under sampling (temperature > 0)",
-                            pyrepr::repr_str_list(&knobs)
-                        ),
-                    );
-                }
+        if let (Some(Some(det)), Some(ver)) = (&det, version)
+            && !ver.at_least(SchemaVersion::V0_7)
+        {
+            let mut penalties = det.penalty_knobs();
+            penalties.sort_unstable();
+            if !penalties.is_empty() {
+                rule(
+                    c,
+                    &root,
+                    format!(
+                        "penalty knobs {} require schema_version \"0.7\" or later (the published v0.1-v0.6 schemas are immutable and do not carry them)",
+                        pyrepr::repr_str_list(&penalties)
+                    ),
+                );
+            }
+            let mut knobs = det.sampling_knobs();
+            knobs.sort_unstable();
+            if !knobs.is_empty() && !det.is_sampling() {
+                rule(
+                    c,
+                    &root,
+                    format!(
+                        "sampling knobs {} at temperature 0 require schema_version \"0.7\" or later — before v0.7 a knob was declarable only under sampling (temperature > 0)",
+                        pyrepr::repr_str_list(&knobs)
+                    ),
+                );
             }
         }
     }
@@ -1059,14 +1059,14 @@ pub(super) fn validate(v: &Value) -> Result<Manifest, Violations> {
         }
     }
     if let Some(Some(pr)) = &prereg {
-        if let Some(ver) = version {
-            if !ver.at_least(SchemaVersion::V0_4) {
-                rule(
-                    c,
-                    &root,
-                    "a manifest declaring pre_registration must set schema_version \"0.4\" or later (the D16.2 published-contract member)",
-                );
-            }
+        if let Some(ver) = version
+            && !ver.at_least(SchemaVersion::V0_4)
+        {
+            rule(
+                c,
+                &root,
+                "a manifest declaring pre_registration must set schema_version \"0.4\" or later (the D16.2 published-contract member)",
+            );
         }
         if let Some(fs) = &features {
             match fs {

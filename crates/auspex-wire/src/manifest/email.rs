@@ -16,11 +16,15 @@
 //!   special-use names `arpa`, `invalid`, `local`, `localhost`, `onion`, `test`
 //!   (and their subdomains) are refused; `example`/`example.com` are accepted.
 //!
-//! The reasons are email-validator's messages. Two are approximated: a
-//! character email-validator would name by its Unicode name is shown as
-//! `U+XXXX` unless it is one of a few common ones, and IDNA errors do not carry
-//! the `idna` package's detail. IDNA 2008 validity is approximated on top of the
-//! `idna` crate's UTS #46 processing (see [`idna2008_allowed`]).
+//! The reasons are email-validator's (and the Python `idna` package's)
+//! messages; the test fixture `manifests/email_cases.json` pins them. Known
+//! approximations: a character email-validator names by its Unicode name is
+//! shown as `U+XXXX` unless it is one of a few common ones; the `ipaddress`
+//! detail of a malformed bracketed literal is not reproduced; and on inputs
+//! that are invalid in several ways at once the IDNA complaint reported may
+//! differ. IDNA 2008 (RFC 5891–5893) validity is checked label by label on top
+//! of the `idna` crate's UTS #46 processing, which alone would admit symbols
+//! such as `☃` that the Python `idna` package refuses.
 
 use std::sync::LazyLock;
 
@@ -339,7 +343,7 @@ fn split_at_unquoted_special<'a>(
     let mut end = text.len();
     for (i, &(pos, c)) in chars.iter().enumerate() {
         let window_end = chars.get(i + 32).map_or(text.len(), |&(p, _)| p);
-        let combines = nfc(&text[pos..window_end]).chars().next() != Some(c);
+        let combines = !nfc(&text[pos..window_end]).starts_with(c);
         if combines {
             continue;
         }
@@ -415,14 +419,13 @@ fn split_email(email: &str) -> Result<Split, EmailError> {
     let (left, right) = split_at_unquoted_special(email, &['@', '<'])?;
     let (display_name, local, domain) = if right.starts_with('<') {
         let (name, name_quoted) = unquote(py_rstrip(left))?;
-        if !name_quoted {
-            if let Some(bad) = bad_displays(&name, |c| {
-                (!(is_atext(c) || c == '.') && c != ' ') || c == '.'
-            }) {
-                return fail(format!(
-                    "The display name contains invalid characters when not quoted: {bad}."
-                ));
-            }
+        // Unquoted display names allow atext and spaces, but not periods.
+        if !name_quoted
+            && let Some(bad) = bad_displays(&name, |c| c == '.' || (!is_atext(c) && c != ' '))
+        {
+            return fail(format!(
+                "The display name contains invalid characters when not quoted: {bad}."
+            ));
         }
         check_unsafe_chars(&name, true)?;
         if !right.contains('>') {
@@ -613,15 +616,23 @@ fn idna2008_error(label: &[char], pos: usize) -> Option<String> {
         }
         '\u{1100}'..='\u{11ff}' | '\u{a960}'..='\u{a97f}' | '\u{d7b0}'..='\u{d7ff}' => false,
         '\u{20d0}'..='\u{20ff}' | '\u{1d100}'..='\u{1d24f}' => false,
-        _ => matches!(
-            category(c),
-            G::LowercaseLetter
-                | G::OtherLetter
-                | G::ModifierLetter
-                | G::NonspacingMark
-                | G::SpacingMark
-                | G::DecimalNumber
-        ),
+        // Letters, marks and digits that NFKC leaves alone (RFC 5892's
+        // "Unstable" category removes e.g. `º`, which NFKC maps to `o`).
+        _ => {
+            matches!(
+                category(c),
+                G::LowercaseLetter
+                    | G::OtherLetter
+                    | G::ModifierLetter
+                    | G::NonspacingMark
+                    | G::SpacingMark
+                    | G::DecimalNumber
+            ) && {
+                let mut buf = [0u8; 4];
+                let one = c.encode_utf8(&mut buf);
+                ComposingNormalizerBorrowed::new_nfkc().normalize(one) == *one
+            }
+        }
     };
     (!allowed).then(|| {
         format!(
@@ -882,6 +893,7 @@ fn validate_domain(domain: &str) -> Result<(String, String), EmailError> {
         }
     }
 
+    let mut deferred: Option<String> = None;
     let ascii = if is_ascii_hostname(&remapped) {
         remapped.clone()
     } else {
@@ -896,21 +908,37 @@ fn validate_domain(domain: &str) -> Result<(String, String), EmailError> {
                 return fail(format!("The part after the @-sign is invalid ({detail})."));
             }
         }
-        let Ok(ascii) = uts46.to_ascii(
+        let ascii = match uts46.to_ascii(
             remapped.as_bytes(),
             AsciiDenyList::EMPTY,
             Hyphens::Allow,
             DnsLength::Ignore,
-        ) else {
-            return fail(match domain_bidi_error(&remapped) {
-                Some(detail) => format!("The part after the @-sign is not valid IDNA ({detail})."),
-                None => "The part after the @-sign is invalid.".to_owned(),
-            });
+        ) {
+            Ok(ascii) => ascii.into_owned(),
+            Err(_) => {
+                // Every label passed on its own, so the whole name fails the
+                // cross-label Bidi Rule, which email-validator checks only
+                // after the length, TLD and special-use checks below.
+                deferred = Some(match domain_bidi_error(&remapped) {
+                    Some(detail) => {
+                        format!("The part after the @-sign is not valid IDNA ({detail}).")
+                    }
+                    None => "The part after the @-sign is invalid.".to_owned(),
+                });
+                remapped
+                    .split('.')
+                    .map(|l| match idna::punycode::encode_str(l) {
+                        Some(p) if !l.is_ascii() => format!("xn--{p}"),
+                        _ => l.to_owned(),
+                    })
+                    .collect::<Vec<_>>()
+                    .join(".")
+            }
         };
         if ascii.split('.').any(|l| l.len() > DNS_LABEL_LENGTH_LIMIT) {
             return fail("The part after the @-sign is invalid (Label too long).");
         }
-        ascii.into_owned()
+        ascii
     };
     if !is_ascii_hostname(&ascii) {
         return fail(
@@ -952,6 +980,9 @@ fn validate_domain(domain: &str) -> Result<(String, String), EmailError> {
                 "The part after the @-sign is a special-use or reserved name that cannot be used with email.",
             );
         }
+    }
+    if let Some(reason) = deferred {
+        return fail(reason);
     }
     if !ascii.contains("xn--") {
         return Ok((ascii.clone(), ascii));

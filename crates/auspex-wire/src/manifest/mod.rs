@@ -181,9 +181,8 @@ impl Manifest {
     }
 
     /// The normalised model as `profile`'s Pydantic dumps it, objects in
-    /// declaration order. [`Manifest::signing_input`] is its compact JSON as
-    /// pydantic-core writes it (note: floats with a positive exponent are
-    /// `1e+16` there, unlike plain Ryu's `1e16`).
+    /// declaration order; [`Manifest::signing_input`] is its
+    /// [`json::pydantic_compact`] text.
     pub fn normalized(&self, profile: SdkProfile) -> Result<Value, SigningInputError> {
         signing::dump(self, profile)
     }
@@ -192,7 +191,7 @@ impl Manifest {
     /// normalised model (§3a.1). Fails when `profile` cannot represent the
     /// manifest (0.5.5 knows v0.1 only).
     pub fn signing_input(&self, profile: SdkProfile) -> Result<Vec<u8>, SigningInputError> {
-        Ok(signing::pydantic_compact(&self.normalized(profile)?).into_bytes())
+        Ok(json::pydantic_compact(&self.normalized(profile)?).into_bytes())
     }
 
     /// The Python-canonical JSON of the raw parsed file, the input of

@@ -1,0 +1,1 @@
+//! Unit tests of the RFC 9421 module.
