@@ -7,8 +7,12 @@
 //! loose, unsorted, non-ASCII dump. We require byte equality with our
 //! `canonical`, and that parsing Python's loose dump gives the same bytes again.
 //!
-//! Needs `python3` (any CPython ≥ 3.11); the number of cases is 10,000 unless
-//! `PROPTEST_CASES` says otherwise.
+//! The same cases also compare our Pydantic layouts (compact and indent=2) with
+//! pydantic-core's dump of the object, run in the official SDK 0.5.5's virtual
+//! environment (`scripts/python-peers.sh`; a missing environment fails the test
+//! unless `AUSPEX_SKIP_INTEROP=1`, which falls back to `python3` and says that
+//! the Pydantic comparison was not checked). The number of cases is 10,000
+//! unless `PROPTEST_CASES` says otherwise.
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
@@ -26,10 +30,30 @@ struct Peer {
 static PEER: Mutex<Option<Peer>> = Mutex::new(None);
 
 fn python() -> String {
-    std::env::var("AUSPEX_PYTHON").unwrap_or_else(|_| "python3".to_owned())
+    if let Ok(p) = std::env::var("AUSPEX_PYTHON_055") {
+        return p;
+    }
+    let venv = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../target/py-0.5.5/bin/python"
+    );
+    if std::path::Path::new(venv).exists() {
+        return venv.to_owned();
+    }
+    if std::env::var_os("AUSPEX_SKIP_INTEROP").is_some_and(|v| v == "1") {
+        eprintln!("Pydantic layouts NOT CHECKED against pydantic-core: AUSPEX_SKIP_INTEROP=1");
+        return "python3".to_owned();
+    }
+    panic!("{venv} is missing: run `bash scripts/python-peers.sh` (or AUSPEX_SKIP_INTEROP=1)");
 }
 
-fn ask(tagged: &str) -> (String, String) {
+struct Answer {
+    canonical: String,
+    loose: String,
+    pydantic: Option<(String, String)>,
+}
+
+fn ask(tagged: &str) -> Answer {
     let mut guard = PEER.lock().unwrap_or_else(|e| e.into_inner());
     let peer = guard.get_or_insert_with(|| {
         let script = concat!(
@@ -57,14 +81,12 @@ fn ask(tagged: &str) -> (String, String) {
     let mut line = String::new();
     peer.stdout.read_line(&mut line).expect("read from python");
     let answer = json::parse_str(line.trim_end()).expect("python answers JSON");
-    let get = |k| {
-        answer
-            .get(k)
-            .and_then(Value::as_str)
-            .expect("answer member")
-            .to_owned()
-    };
-    (get("c"), get("l"))
+    let get = |k| answer.get(k).and_then(Value::as_str).map(str::to_owned);
+    Answer {
+        canonical: get("c").expect("canonical"),
+        loose: get("l").expect("loose"),
+        pydantic: get("p").zip(get("pi")),
+    }
 }
 
 /// The lossless description the Python peer understands.
@@ -180,10 +202,14 @@ proptest! {
 
     #[test]
     fn canonical_json_matches_cpython(v in value()) {
-        let (python_canonical, python_loose) = ask(&json::canonical(&tagged(&v)));
-        prop_assert_eq!(&json::canonical(&v), &python_canonical);
-        let reparsed = json::parse_str(&python_loose)
+        let answer = ask(&json::canonical(&tagged(&v)));
+        prop_assert_eq!(&json::canonical(&v), &answer.canonical);
+        let reparsed = json::parse_str(&answer.loose)
             .map_err(|e| TestCaseError::fail(format!("our parser refused Python's dump: {e}")))?;
-        prop_assert_eq!(json::canonical(&reparsed), python_canonical);
+        prop_assert_eq!(&json::canonical(&reparsed), &answer.canonical);
+        if let Some((compact, indent)) = answer.pydantic {
+            prop_assert_eq!(json::pydantic_compact(&v), compact);
+            prop_assert_eq!(json::pydantic_indent(&v), indent);
+        }
     }
 }

@@ -3,11 +3,22 @@
 Reads one tagged value per line on stdin (a lossless description of a Python
 object: floats as IEEE bits, strings as code points), builds the object, and
 answers one JSON line: {"c": <json.dumps canonical form>, "l": <a loose,
-unsorted, indented, non-ASCII dump of the same object>}.
+unsorted, indented, non-ASCII dump of the same object>}, plus, when pydantic
+is importable (the official SDK's environment), "p" and "pi": pydantic-core's
+compact and indent=2 dumps of the object.
 """
 import json
 import struct
 import sys
+
+try:
+    from typing import Any
+
+    from pydantic import TypeAdapter
+
+    ADAPTER = TypeAdapter(Any)
+except ImportError:
+    ADAPTER = None
 
 
 def build(t):
@@ -33,5 +44,9 @@ for n, line in enumerate(sys.stdin):
     obj = build(json.loads(line))
     canonical = json.dumps(obj, sort_keys=True, separators=(",", ":"))
     loose = json.dumps(obj, ensure_ascii=False, indent=(n % 3) or None)
-    sys.stdout.write(json.dumps({"c": canonical, "l": loose}) + "\n")
+    answer = {"c": canonical, "l": loose}
+    if ADAPTER is not None:
+        answer["p"] = ADAPTER.dump_json(obj).decode("utf-8")
+        answer["pi"] = ADAPTER.dump_json(obj, indent=2).decode("utf-8")
+    sys.stdout.write(json.dumps(answer) + "\n")
     sys.stdout.flush()
