@@ -24,10 +24,10 @@ impl Printer {
 
     fn write(&mut self, to_err: bool, text: &str) {
         let w = if to_err { &mut self.err } else { &mut self.out };
-        if let Err(e) = w.write_all(text.as_bytes()).and_then(|()| w.flush()) {
-            if e.kind() == io::ErrorKind::BrokenPipe {
-                self.broken_pipe = true;
-            }
+        if let Err(e) = w.write_all(text.as_bytes()).and_then(|()| w.flush())
+            && e.kind() == io::ErrorKind::BrokenPipe
+        {
+            self.broken_pipe = true;
         }
     }
 

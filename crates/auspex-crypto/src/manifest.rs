@@ -84,13 +84,13 @@ pub fn verify_manifest(
         .map_err(|_| ManifestSignatureError::Mismatch {
             pubkey: sig.maintainer_pubkey.clone(),
         })?;
-    if let Some(expected) = expected_signer {
-        if !expected.eq_ignore_ascii_case(&sig.maintainer_pubkey) {
-            return Err(ManifestSignatureError::WrongSigner {
-                expected: expected.to_ascii_lowercase(),
-                actual: sig.maintainer_pubkey.clone(),
-            });
-        }
+    if let Some(expected) = expected_signer
+        && !expected.eq_ignore_ascii_case(&sig.maintainer_pubkey)
+    {
+        return Err(ManifestSignatureError::WrongSigner {
+            expected: expected.to_ascii_lowercase(),
+            actual: sig.maintainer_pubkey.clone(),
+        });
     }
     Ok(sig.maintainer_pubkey.clone())
 }

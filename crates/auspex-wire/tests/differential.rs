@@ -29,6 +29,7 @@ struct Peer {
 
 static PEER: Mutex<Option<Peer>> = Mutex::new(None);
 
+#[allow(clippy::print_stderr)] // says that a check was knowingly skipped
 fn python() -> String {
     if let Ok(p) = std::env::var("AUSPEX_PYTHON_055") {
         return p;

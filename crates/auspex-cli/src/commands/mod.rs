@@ -86,8 +86,10 @@ pub fn run(cli: Cli, p: &mut Printer) -> Result<ExitStatus, CliError> {
 pub fn home_dir() -> Result<PathBuf, CliError> {
     match std::env::var_os("HOME") {
         Some(h) if !h.is_empty() => Ok(PathBuf::from(h)),
-        _ => Err(CliError::usage("cannot find the default key: $HOME is not set")
-            .hint("pass --key PATH")),
+        _ => Err(
+            CliError::usage("cannot find the default key: $HOME is not set")
+                .hint("pass --key PATH"),
+        ),
     }
 }
 

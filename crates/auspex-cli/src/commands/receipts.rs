@@ -30,9 +30,7 @@ fn decode_error(path: &Path, e: InspectError) -> CliError {
             }
             err
         }
-        other => {
-            CliError::usage(format!("failed to decode {}", path.display())).caused_by(&other)
-        }
+        other => CliError::usage(format!("failed to decode {}", path.display())).caused_by(&other),
     }
 }
 
@@ -46,7 +44,12 @@ fn parse_pin(signer: Option<&str>) -> Result<Option<[u8; 32]>, CliError> {
     }
 }
 
-fn show(path: &Path, as_json: bool, signer: Option<&str>, p: &mut Printer) -> Result<ExitStatus, CliError> {
+fn show(
+    path: &Path,
+    as_json: bool,
+    signer: Option<&str>,
+    p: &mut Printer,
+) -> Result<ExitStatus, CliError> {
     let pin = parse_pin(signer)?;
     let bytes = read_input(path, RECEIPT_LIMIT, "receipt")?;
     let inspection = inspect_receipt(&bytes).map_err(|e| decode_error(path, e))?;
@@ -78,7 +81,11 @@ fn show(path: &Path, as_json: bool, signer: Option<&str>, p: &mut Printer) -> Re
     };
     let signer_hex = env.signer_hex().unwrap_or("(none)").to_owned();
     let sig_word = if verdict.is_ok() { "valid" } else { "INVALID" };
-    let digest_word = if env.subject_digest_matches { "ok" } else { "MISMATCH" };
+    let digest_word = if env.subject_digest_matches {
+        "ok"
+    } else {
+        "MISMATCH"
+    };
     if as_json {
         let mut o = json::Object::new();
         o.insert("format".into(), Value::from("cose_sign1"));
@@ -89,7 +96,10 @@ fn show(path: &Path, as_json: bool, signer: Option<&str>, p: &mut Printer) -> Re
         if let Err(e) = &verdict {
             o.insert("signature_error".into(), Value::from(e.to_string()));
         }
-        o.insert("predicate_type".into(), Value::from(env.statement.predicate_type.clone()));
+        o.insert(
+            "predicate_type".into(),
+            Value::from(env.statement.predicate_type.clone()),
+        );
         o.insert("subject_digest".into(), Value::from(digest_word));
         o.insert("receipt".into(), inspection.receipt.to_value());
         p.line(json::python_indent(&Value::Object(o)));
@@ -99,7 +109,11 @@ fn show(path: &Path, as_json: bool, signer: Option<&str>, p: &mut Printer) -> Re
         p.line(format!("signer:      {signer_hex}"));
         p.line(format!(
             "signer pin:  {}",
-            if pin.is_some() { "checked" } else { "not pinned (no --signer)" }
+            if pin.is_some() {
+                "checked"
+            } else {
+                "not pinned (no --signer)"
+            }
         ));
         p.line(format!("signature:   {sig_word}"));
         p.line(format!("subject:     digest {digest_word}"));

@@ -78,7 +78,7 @@ fn email(rng: &mut Rng) -> String {
 /// absent, sometimes explicit null; keys in random order).
 fn manifest(rng: &mut Rng) -> String {
     let mut m = serde_json::Map::new();
-    let mut put = |m: &mut serde_json::Map<String, serde_json::Value>, k: &str, v| {
+    let put = |m: &mut serde_json::Map<String, serde_json::Value>, k: &str, v| {
         m.insert(k.to_owned(), v);
     };
     put(&mut m, "schema_version", "0.1".into());
@@ -164,13 +164,12 @@ fn manifest(rng: &mut Rng) -> String {
         serde_json::to_string_pretty(&shuffled).expect("serialise")
     } else {
         // ensure_ascii-style escapes in the file must not matter either.
-        let v = auspex_wire_free_ascii(&serde_json::to_string(&shuffled).expect("serialise"));
-        v
+        ascii_escaped(&serde_json::to_string(&shuffled).expect("serialise"))
     }
 }
 
 /// Rewrites non-ASCII characters as \u escapes (what Python's default dump does).
-fn auspex_wire_free_ascii(s: &str) -> String {
+fn ascii_escaped(s: &str) -> String {
     let mut out = String::new();
     for c in s.chars() {
         if c.is_ascii() {

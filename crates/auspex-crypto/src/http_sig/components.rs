@@ -393,7 +393,11 @@ fn field_value(
             .collect();
         return checked(wrapped.join(", "));
     }
-    let combined = lines.iter().map(|l| l.trim()).collect::<Vec<_>>().join(", ");
+    let combined = lines
+        .iter()
+        .map(|l| l.trim())
+        .collect::<Vec<_>>()
+        .join(", ");
     if !id.sf() && id.key().is_none() {
         return checked(combined);
     }

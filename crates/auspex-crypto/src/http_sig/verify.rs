@@ -39,11 +39,10 @@ impl SignatureInput {
                     component: c.serialized().to_owned(),
                 });
             }
-            let value =
-                component_value(req, c, rules).map_err(|kind| HttpSigError::Component {
-                    component: c.serialized().to_owned(),
-                    kind,
-                })?;
+            let value = component_value(req, c, rules).map_err(|kind| HttpSigError::Component {
+                component: c.serialized().to_owned(),
+                kind,
+            })?;
             base.push_str(c.serialized());
             base.push_str(": ");
             base.push_str(&value);
@@ -76,12 +75,16 @@ impl Default for Policy {
 }
 
 impl Policy {
-    /// The coordinator's policy with another window.
-    pub fn with_window(window_secs: i64) -> Policy {
-        Policy {
-            window_secs,
-            ..Policy::default()
-        }
+    /// This policy with another clock window.
+    pub fn window(mut self, window_secs: i64) -> Policy {
+        self.window_secs = window_secs;
+        self
+    }
+
+    /// This policy requiring `label`.
+    pub fn label(mut self, label: &str) -> Policy {
+        self.label = Some(label.to_owned());
+        self
     }
 }
 
@@ -324,6 +327,39 @@ impl Default for Rfc9421Policy {
             derivation: Derivation::Rfc9421,
             structured_fields: Vec::new(),
         }
+    }
+}
+
+impl Rfc9421Policy {
+    /// This policy verifying the signature labelled `label`.
+    pub fn label(mut self, label: &str) -> Rfc9421Policy {
+        self.label = Some(label.to_owned());
+        self
+    }
+
+    /// This policy also requiring `component` (a name such as `@authority`).
+    pub fn require(mut self, component: &str) -> Rfc9421Policy {
+        self.required_components.push(component.to_owned());
+        self
+    }
+
+    /// This policy requiring `created` within `±window_secs` of `now`.
+    pub fn window(mut self, window_secs: i64) -> Rfc9421Policy {
+        self.window_secs = Some(window_secs);
+        self.require_created = true;
+        self
+    }
+
+    /// This policy deriving component values with `derivation`.
+    pub fn derivation(mut self, derivation: Derivation) -> Rfc9421Policy {
+        self.derivation = derivation;
+        self
+    }
+
+    /// This policy knowing that field `name` has structured type `ty`.
+    pub fn structured(mut self, name: &str, ty: StructuredType) -> Rfc9421Policy {
+        self.structured_fields.push((name.to_ascii_lowercase(), ty));
+        self
     }
 }
 

@@ -37,9 +37,8 @@ mod rfc6962;
 mod tests;
 
 pub use result_set::{
-    ALG_V0, ALG_V1, Algorithm, EMPTY_ROOT_HEX, LeafError, ResultSetHasher, UnitLeaf,
-    dup_last_root, flat_custody_root, leaf_hashes, result_set_levels, result_set_root,
-    result_set_root_hex,
+    ALG_V0, ALG_V1, Algorithm, EMPTY_ROOT_HEX, LeafError, ResultSetHasher, UnitLeaf, dup_last_root,
+    flat_custody_root, leaf_hashes, result_set_levels, result_set_root, result_set_root_hex,
 };
 pub use rfc6962::{
     ProofError, consistency_proof, empty_root, hash_from_slice, inclusion_proof, leaf_hash,

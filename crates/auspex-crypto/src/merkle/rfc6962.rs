@@ -29,7 +29,11 @@ pub enum ProofError {
     },
     /// The root computed from the proof is not the expected root (for a
     /// consistency proof: the second, larger tree's root).
-    #[error("computed root {} does not match expected root {}", auspex_wire::hex_lower(calculated), auspex_wire::hex_lower(expected))]
+    #[error(
+        "computed root {} does not match expected root {}",
+        auspex_wire::hex_lower(calculated),
+        auspex_wire::hex_lower(expected)
+    )]
     RootMismatch {
         /// The root the caller trusts.
         expected: Hash,
@@ -37,7 +41,11 @@ pub enum ProofError {
         calculated: Hash,
     },
     /// A consistency proof does not lead to the first (smaller) tree's root.
-    #[error("computed first root {} does not match expected first root {}", auspex_wire::hex_lower(calculated), auspex_wire::hex_lower(expected))]
+    #[error(
+        "computed first root {} does not match expected first root {}",
+        auspex_wire::hex_lower(calculated),
+        auspex_wire::hex_lower(expected)
+    )]
     FirstRootMismatch {
         /// The first root the caller trusts.
         expected: Hash,
