@@ -4,10 +4,15 @@
 #![deny(missing_docs)]
 
 pub mod atomic;
+pub mod attestation;
 pub mod cose;
+pub mod custody;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod http_sig;
 pub mod keys;
 pub mod manifest;
 pub mod merkle;
+pub mod report;
+pub mod tlog;
+pub mod worker_sig;

@@ -244,14 +244,8 @@ fn sdk_direct_vectors_are_reproduced_byte_for_byte() {
             })
             .expect("created");
         let (method, path, authority) = (s(case, "method"), s(case, "path"), s(case, "authority"));
-        let base = http_sig::signature_base(
-            method,
-            path,
-            authority,
-            &body,
-            created,
-            &key.public_hex(),
-        );
+        let base =
+            http_sig::signature_base(method, path, authority, &body, created, &key.public_hex());
         assert_eq!(base, s(case, "signature_base_utf8"), "{name}: base");
         assert_eq!(
             auspex_wire::hex_lower(base.as_bytes()),
@@ -275,7 +269,10 @@ fn sdk_direct_vectors_are_reproduced_byte_for_byte() {
         // And the coordinator rules accept the vector's own headers.
         let mut hs: Vec<(&str, &str)> = vec![("Host", authority)];
         if let Some(obj) = headers.as_object() {
-            hs.extend(obj.iter().map(|(n, v)| (n.as_str(), v.as_str().expect("str"))));
+            hs.extend(
+                obj.iter()
+                    .map(|(n, v)| (n.as_str(), v.as_str().expect("str"))),
+            );
         }
         let req = RequestParts::new(method, path, &hs, &body);
         let ok = verify_request(&req, created, parse_pubkey, &Policy::default())
@@ -331,7 +328,10 @@ fn sdk_wire_requests_via_httpx_verify_and_are_reproduced() {
 
         // Our signer, fed the wire request, emits the same headers.
         let ours = http_sig::sign_request(&key, method, target, &host, &body, CREATED);
-        assert_eq!(ours.signature_input, headers["signature-input"].as_str().expect("s"));
+        assert_eq!(
+            ours.signature_input,
+            headers["signature-input"].as_str().expect("s")
+        );
         assert_eq!(ours.signature, headers["signature"].as_str().expect("s"));
         assert_eq!(
             ours.content_digest.as_deref(),
@@ -350,8 +350,14 @@ fn httpx_authority_rules() {
         http_sig::authority_for("http", "localhost", Some(8000)),
         "localhost:8000"
     );
-    assert_eq!(http_sig::authority_for("http", "localhost", Some(80)), "localhost");
-    assert_eq!(http_sig::authority_for("https", "::1", Some(8443)), "[::1]:8443");
+    assert_eq!(
+        http_sig::authority_for("http", "localhost", Some(80)),
+        "localhost"
+    );
+    assert_eq!(
+        http_sig::authority_for("https", "::1", Some(8443)),
+        "[::1]:8443"
+    );
     assert_eq!(http_sig::authority_for("https", "[::1]", None), "[::1]");
 }
 
@@ -458,7 +464,10 @@ fn check03_exactly_one_signature() {
     let req = get();
     let mut two = req.clone();
     let input = req.get("Signature-Input").to_owned();
-    two.set("Signature-Input", &format!("{input}, {}", input.replace("sig1", "sig2")));
+    two.set(
+        "Signature-Input",
+        &format!("{input}, {}", input.replace("sig1", "sig2")),
+    );
     assert_rejects(
         &two,
         HttpSigError::MultipleSignatures {
@@ -477,7 +486,10 @@ fn check03_exactly_one_signature() {
     ));
     let mut sigs = req.clone();
     let sig = req.get("Signature").to_owned();
-    sigs.set("Signature", &format!("{sig}, {}", sig.replace("sig1", "sig2")));
+    sigs.set(
+        "Signature",
+        &format!("{sig}, {}", sig.replace("sig1", "sig2")),
+    );
     assert_rejects(
         &sigs,
         HttpSigError::MultipleSignatures {
@@ -558,7 +570,10 @@ fn check05_algorithm_must_be_ed25519() {
     let mut upper = get();
     let input = params(GET_COVERED, "")
         .replace("ed25519", "ED25519")
-        .replace(&tenant().public_hex(), &tenant().public_hex().to_uppercase());
+        .replace(
+            &tenant().public_hex(),
+            &tenant().public_hex().to_uppercase(),
+        );
     upper.resign(&tenant(), &input);
     let ok = upper.verify().expect("case-insensitive alg and keyid");
     assert_eq!(ok.keyid(), tenant().public_hex());
@@ -606,7 +621,10 @@ fn check06_required_components() {
         },
     );
     let mut dup = get();
-    dup.resign(&tenant(), &params(r#""@method" "@path" "@authority" "@path""#, ""));
+    dup.resign(
+        &tenant(),
+        &params(r#""@method" "@path" "@authority" "@path""#, ""),
+    );
     assert_rejects(
         &dup,
         HttpSigError::DuplicateComponent {
@@ -638,7 +656,10 @@ fn check07_clock_window_is_inclusive_both_ways() {
 #[test]
 fn check07_expires_is_honoured() {
     let mut req = get();
-    req.resign(&tenant(), &params(GET_COVERED, &format!(";expires={}", CREATED + 10)));
+    req.resign(
+        &tenant(),
+        &params(GET_COVERED, &format!(";expires={}", CREATED + 10)),
+    );
     req.verify_at(CREATED + 10).expect("not yet expired");
     let err = req.verify_at(CREATED + 11).expect_err("expired");
     assert_eq!(
@@ -654,8 +675,12 @@ fn check07_expires_is_honoured() {
 #[test]
 fn check07_unknown_parameters_are_carried_in_the_base() {
     let mut req = get();
-    req.resign(&tenant(), &params(GET_COVERED, r#";nonce="abc";x-custom=?1"#));
-    req.verify().expect("nonce and unknown params are tolerated");
+    req.resign(
+        &tenant(),
+        &params(GET_COVERED, r#";nonce="abc";x-custom=?1"#),
+    );
+    req.verify()
+        .expect("nonce and unknown params are tolerated");
 }
 
 #[test]
@@ -758,7 +783,12 @@ fn check10_signature_must_verify() {
     // A flipped signature bit, and a signature by another key.
     let mut flipped = get();
     let mut sig = STANDARD
-        .decode(flipped.get("Signature").trim_start_matches("sig1=:").trim_end_matches(':'))
+        .decode(
+            flipped
+                .get("Signature")
+                .trim_start_matches("sig1=:")
+                .trim_end_matches(':'),
+        )
         .expect("b64");
     sig[10] ^= 1;
     flipped.set("Signature", &format!("sig1=:{}:", STANDARD.encode(&sig)));
@@ -773,7 +803,10 @@ fn check10_signature_must_verify() {
     assert_eq!(other.verify(), Err(HttpSigError::BadSignature { keyid }));
 
     let mut short = get();
-    short.set("Signature", &format!("sig1=:{}:", STANDARD.encode([0u8; 63])));
+    short.set(
+        "Signature",
+        &format!("sig1=:{}:", STANDARD.encode([0u8; 63])),
+    );
     assert_rejects(&short, HttpSigError::SignatureLength { len: 63 });
 }
 
@@ -781,14 +814,20 @@ fn check10_signature_must_verify() {
 fn checks_run_in_the_documented_order() {
     // Unsupported algorithm beats an expired clock.
     let mut req = get();
-    req.resign(&tenant(), &params(GET_COVERED, "").replace("ed25519", "hmac-sha256"));
+    req.resign(
+        &tenant(),
+        &params(GET_COVERED, "").replace("ed25519", "hmac-sha256"),
+    );
     assert!(matches!(
         req.verify_at(CREATED + 10_000),
         Err(HttpSigError::UnsupportedAlgorithm { .. })
     ));
     // A disallowed component beats the clock.
     let mut comp = get();
-    comp.resign(&tenant(), &params(r#""@method" "@path" "@authority" "@query""#, ""));
+    comp.resign(
+        &tenant(),
+        &params(r#""@method" "@path" "@authority" "@query""#, ""),
+    );
     assert!(matches!(
         comp.verify_at(CREATED + 10_000),
         Err(HttpSigError::ComponentNotAllowed { .. })
@@ -858,7 +897,9 @@ fn replay_cache_refuses_a_second_use_until_the_window_ends() {
     let ok = req.verify().expect("verifies");
     let mut cache = ReplayCache::new(300, 10);
     cache.check_and_insert(&ok, CREATED).expect("first use");
-    let err = cache.check_and_insert(&ok, CREATED + 1).expect_err("replay");
+    let err = cache
+        .check_and_insert(&ok, CREATED + 1)
+        .expect_err("replay");
     assert_eq!(
         err,
         ReplayError::Replayed {
@@ -961,14 +1002,18 @@ fn rfc9421_b2_5_base_reproduces_the_published_hmac() {
         .decode(rfc_text("test-shared-secret.b64").trim())
         .expect("B.1.5 secret");
     let mac = hmac_sha256(&secret, rfc_text("b2_5.base").as_bytes());
-    assert_eq!(STANDARD.encode(mac), "pxcQw6G3AjtMBQjwo8XzkZf/bws5LelbaMk5rGIGtE8=");
+    assert_eq!(
+        STANDARD.encode(mac),
+        "pxcQw6G3AjtMBQjwo8XzkZf/bws5LelbaMk5rGIGtE8="
+    );
 }
 
 #[test]
 fn rfc9421_b2_6_ed25519_signature_is_reproduced_and_verifies() {
     // Ed25519 is deterministic: signing the published base with the
     // published key must give the published signature.
-    let published = "wqcAqbmYJ2ji2glfAMaRy4gruYYnx2nEFN2HN6jrnDnQCK1u02Gb04v9EDgwUPiu4A0w6vuQv5lIp5WPpBKRCw==";
+    let published =
+        "wqcAqbmYJ2ji2glfAMaRy4gruYYnx2nEFN2HN6jrnDnQCK1u02Gb04v9EDgwUPiu4A0w6vuQv5lIp5WPpBKRCw==";
     let sig = rfc_test_key().sign(rfc_text("b2_6.base").as_bytes());
     assert_eq!(STANDARD.encode(sig), published);
 
@@ -1238,8 +1283,14 @@ fn rfc9421_2_1_fields_sf_key_bs() {
         ("Example-Header", "value, with, lots"),
         ("Example-Header", "of, commas"),
     ];
-    let got = lines_for("GET", "/", &h, r#""example-header" "example-header";bs"#, &[])
-        .expect("derives");
+    let got = lines_for(
+        "GET",
+        "/",
+        &h,
+        r#""example-header" "example-header";bs"#,
+        &[],
+    )
+    .expect("derives");
     assert_eq!(
         got,
         [
@@ -1387,12 +1438,14 @@ fn target() -> impl Strategy<Value = String> {
 }
 
 fn host() -> impl Strategy<Value = String> {
-    ("[a-zA-Z][a-zA-Z0-9-]{0,10}(\\.[a-z]{2,5}){0,2}", prop::option::of(1u16..)).prop_map(
-        |(h, p)| match p {
+    (
+        "[a-zA-Z][a-zA-Z0-9-]{0,10}(\\.[a-z]{2,5}){0,2}",
+        prop::option::of(1u16..),
+    )
+        .prop_map(|(h, p)| match p {
             Some(p) => format!("{h}:{p}"),
             None => h,
-        },
-    )
+        })
 }
 
 #[derive(Debug, Clone)]

@@ -158,7 +158,7 @@ fn hex_val(b: u8) -> Option<u8> {
     }
 }
 
-fn percent_decode(bytes: &[u8]) -> Vec<u8> {
+pub(super) fn percent_decode(bytes: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
@@ -181,7 +181,7 @@ fn percent_decode(bytes: &[u8]) -> Vec<u8> {
 /// `application/x-www-form-urlencoded` parsing of one name or value (`+` is
 /// a space), then re-encoding as RFC 9421 §2.2.8 prescribes (every byte
 /// outside `A-Za-z0-9*-._` as uppercase `%XX`, so a space is `%20`).
-fn form_reencode(raw: &str) -> String {
+pub(super) fn form_reencode(raw: &str) -> String {
     let plus_as_space: Vec<u8> = raw
         .bytes()
         .map(|b| if b == b'+' { b' ' } else { b })
@@ -202,7 +202,7 @@ fn form_reencode(raw: &str) -> String {
 
 /// The host with the scheme's default port removed, lowercased (RFC 9421
 /// §2.2.3 via RFC 9110 §4.2.3).
-fn normalize_authority(authority: &str, scheme: &str) -> String {
+pub(super) fn normalize_authority(authority: &str, scheme: &str) -> String {
     let lower = authority.trim().to_ascii_lowercase();
     let default = match scheme.to_ascii_lowercase().as_str() {
         "https" => Some(":443"),

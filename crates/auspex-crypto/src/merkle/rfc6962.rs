@@ -105,7 +105,7 @@ pub fn node_hash(left: &Hash, right: &Hash) -> Hash {
 }
 
 /// The largest power of two strictly below `n` (`n > 1`).
-fn split_point(n: usize) -> usize {
+pub(super) fn split_point(n: usize) -> usize {
     let mut k = 1;
     while k << 1 < n {
         k <<= 1;
@@ -202,9 +202,10 @@ fn bit_len(x: u64) -> usize {
 /// Number of proof hashes for leaf `index` in a tree of `size` (`index <
 /// size`): the levels below where the paths to `index` and `size − 1`
 /// diverge, plus one left sibling per set bit above.
-fn inclusion_proof_len(index: u64, size: u64) -> usize {
+pub(super) fn inclusion_proof_len(index: u64, size: u64) -> usize {
     let inner = bit_len(index ^ (size - 1));
-    inner + (index >> inner).count_ones() as usize
+    // `inner` can be 64 for sizes near 2^64 (peer input): shift checked.
+    inner + index.checked_shr(inner as u32).unwrap_or(0).count_ones() as usize
 }
 
 /// The root an inclusion proof leads to (RFC 9162 §2.1.3.2), after checking
@@ -274,13 +275,15 @@ pub fn verify_inclusion(
 
 /// Number of hashes in a consistency proof from `size1` to `size2` (`0 <
 /// size1 < size2`).
-fn consistency_proof_len(size1: u64, size2: u64) -> usize {
+pub(super) fn consistency_proof_len(size1: u64, size2: u64) -> usize {
     let last = size1 - 1;
     let fork = bit_len(last ^ (size2 - 1));
-    let border = (last >> fork).count_ones() as usize;
+    let border = last.checked_shr(fork as u32).unwrap_or(0).count_ones() as usize;
     let shift = size1.trailing_zeros() as usize;
     let seed = usize::from(!size1.is_power_of_two());
-    seed + (fork - shift) + border
+    // fork > shift whenever size1 < size2 (the paths to size1 − 1 and
+    // size2 − 1 part above the rightmost perfect subtree of the first tree).
+    seed + fork.saturating_sub(shift) + border
 }
 
 /// Verifies that the tree of `size2` leaves with root `root2` extends the
