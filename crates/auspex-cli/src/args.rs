@@ -26,6 +26,9 @@ pub enum Command {
     /// Decode and inspect receipts.
     #[command(subcommand)]
     Receipts(ReceiptsCommand),
+    /// Verify transparency-log (Rekor) entries offline.
+    #[command(subcommand)]
+    Tlog(TlogCommand),
 }
 
 /// `auspex key …`
@@ -112,5 +115,27 @@ pub enum ReceiptsCommand {
         /// Require the receipt to be signed by this key (64 hex characters).
         #[arg(long, value_name = "HEX")]
         signer: Option<String>,
+    },
+}
+
+/// `auspex tlog …`
+#[derive(Debug, Subcommand)]
+pub enum TlogCommand {
+    /// Verify a Rekor v1 log entry offline against a pinned Sigstore trusted
+    /// root: inclusion proof, signed checkpoint, signed entry timestamp, the
+    /// log's key and (with --artifact-sha256) what the entry commits to.
+    VerifyEntry {
+        /// The entry: the JSON answer of `GET /api/v1/log/entries/{uuid}`
+        /// (or the bare entry object).
+        entry: PathBuf,
+        /// The Sigstore `trusted_root.json` naming the logs to trust.
+        #[arg(long, value_name = "PATH")]
+        trusted_root: PathBuf,
+        /// Require the entry to commit to this artifact digest (64 hex characters).
+        #[arg(long, value_name = "HEX")]
+        artifact_sha256: Option<String>,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
     },
 }

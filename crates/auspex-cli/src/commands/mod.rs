@@ -4,6 +4,7 @@
 mod key;
 mod manifest;
 mod receipts;
+mod tlog;
 
 use std::fmt;
 use std::io::Read;
@@ -79,6 +80,7 @@ pub fn run(cli: Cli, p: &mut Printer) -> Result<ExitStatus, CliError> {
         Command::Key(cmd) => key::run(cmd, p),
         Command::Manifest(cmd) => manifest::run(cmd, p),
         Command::Receipts(cmd) => receipts::run(cmd, p),
+        Command::Tlog(cmd) => tlog::run(cmd, p),
     }
 }
 

@@ -8,3 +8,4 @@ mod interop;
 mod key;
 mod manifest;
 mod receipts;
+mod tlog;

@@ -1,0 +1,89 @@
+//! Coordinator configuration.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// How a coordinator runs. Everything it persists lives under
+/// [`Config::state_dir`].
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Config {
+    /// The state directory (database, coordinator key, maintainer token).
+    pub state_dir: PathBuf,
+    /// Where [`serve`](crate::serve) binds; `127.0.0.1:0` picks a free port.
+    pub bind: SocketAddr,
+    /// Approve every uploaded experiment immediately (the real service
+    /// needs a maintainer's `actions/approve`; keep this off to exercise
+    /// the `submitted` state and its 409s).
+    pub auto_approve: bool,
+    /// The replication floor every tenant gets (`resolve_replication`'s tier
+    /// floor: 3 for T0, 2 for T1, 1 for T2/T3). Devnet tenants have no
+    /// account and hence no tier; the default 1 honours the manifest's
+    /// `replication_factor` as written.
+    pub tenant_replication_floor: u32,
+    /// How long a worker holds a replica before the replica is offered to
+    /// another worker (`coordinator.md` §4.2: the real service re-delivers
+    /// to the same worker after 600 s and never reassigns; the devnet
+    /// reassigns).
+    pub lease: Duration,
+    /// Allowed clock skew of request signatures (±300 s).
+    pub signature_window_secs: i64,
+    /// Capacity of the replay cache (unexpired signatures remembered).
+    pub replay_capacity: usize,
+}
+
+impl Config {
+    /// Defaults for a state directory: loopback with a free port, explicit
+    /// approval, floor 1, 600 s leases.
+    pub fn new(state_dir: impl Into<PathBuf>) -> Config {
+        Config {
+            state_dir: state_dir.into(),
+            bind: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
+            auto_approve: false,
+            tenant_replication_floor: 1,
+            lease: Duration::from_secs(600),
+            signature_window_secs: auspex_crypto::http_sig::DEFAULT_WINDOW_SECS,
+            replay_capacity: 1_000_000,
+        }
+    }
+
+    /// This config binding `bind`.
+    pub fn bind(mut self, bind: SocketAddr) -> Config {
+        self.bind = bind;
+        self
+    }
+
+    /// This config with auto-approval on or off.
+    pub fn auto_approve(mut self, on: bool) -> Config {
+        self.auto_approve = on;
+        self
+    }
+
+    /// This config with another lease duration.
+    pub fn lease(mut self, lease: Duration) -> Config {
+        self.lease = lease;
+        self
+    }
+
+    /// This config with another tenant replication floor.
+    pub fn tenant_replication_floor(mut self, floor: u32) -> Config {
+        self.tenant_replication_floor = floor;
+        self
+    }
+
+    /// `<state>/coordinator.db`.
+    pub fn db_path(&self) -> PathBuf {
+        self.state_dir.join("coordinator.db")
+    }
+
+    /// `<state>/coordinator_receipt_signing_key.pem` (PKCS#8, 0600).
+    pub fn key_path(&self) -> PathBuf {
+        self.state_dir.join("coordinator_receipt_signing_key.pem")
+    }
+
+    /// `<state>/maintainer.token` (0600): the plaintext bearer token.
+    pub fn token_path(&self) -> PathBuf {
+        self.state_dir.join("maintainer.token")
+    }
+}
