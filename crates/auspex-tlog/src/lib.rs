@@ -1,0 +1,2 @@
+//! `auspex-tlog` — a Rekor-shaped transparency log (being written).
+#![deny(missing_docs)]
