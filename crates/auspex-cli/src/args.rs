@@ -26,6 +26,9 @@ pub enum Command {
     /// Decode and inspect receipts.
     #[command(subcommand)]
     Receipts(ReceiptsCommand),
+    /// Run a local stand-in network (coordinator on 127.0.0.1) and administer it.
+    #[command(subcommand)]
+    Devnet(DevnetCommand),
     /// Verify transparency-log (Rekor) entries offline.
     #[command(subcommand)]
     Tlog(TlogCommand),
@@ -137,5 +140,69 @@ pub enum TlogCommand {
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
+    },
+}
+
+/// `auspex devnet …`
+#[derive(Debug, Subcommand)]
+pub enum DevnetCommand {
+    /// Start a devnet in the foreground (Ctrl-C stops it).
+    Up {
+        /// Keep state in DIR (created if missing) [default: a temporary directory].
+        #[arg(long, value_name = "DIR")]
+        state: Option<PathBuf>,
+        /// The coordinator's port on 127.0.0.1 [default: a free port].
+        #[arg(long, value_name = "N", default_value_t = 0)]
+        port: u16,
+        /// Approve uploaded experiments without `auspex devnet approve`.
+        #[arg(long)]
+        auto_approve: bool,
+    },
+    /// Stop the running devnet.
+    Down(DevnetSelect),
+    /// Show the running devnet: URLs, keys, tenants, experiments.
+    Status {
+        #[command(flatten)]
+        select: DevnetSelect,
+        /// Print machine-readable JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Manage the devnet's tenants.
+    #[command(subcommand)]
+    Tenant(DevnetTenantCommand),
+    /// Approve an uploaded experiment (as the devnet's maintainer).
+    Approve {
+        /// The coordinator's experiment id (`exp-…`).
+        experiment_id: String,
+        #[command(flatten)]
+        select: DevnetSelect,
+    },
+}
+
+/// Which devnet an administrative command talks to.
+#[derive(Debug, Args)]
+pub struct DevnetSelect {
+    /// The state directory of the devnet [default: the running one started
+    /// by `auspex devnet up`].
+    #[arg(long, value_name = "DIR")]
+    pub state: Option<PathBuf>,
+}
+
+/// `auspex devnet tenant …`
+#[derive(Debug, Subcommand)]
+pub enum DevnetTenantCommand {
+    /// Register a tenant and the public key its requests are signed with.
+    Add {
+        /// The tenant id (as in manifests' `tenant_id`).
+        tenant_id: String,
+        /// The tenant's public key (64 hex characters).
+        #[arg(long, value_name = "HEX", conflicts_with = "key", required_unless_present = "key")]
+        pubkey: Option<String>,
+        /// Read the public key from this tenant key file.
+        #[arg(long, value_name = "PATH")]
+        key: Option<PathBuf>,
+        #[command(flatten)]
+        select: DevnetSelect,
     },
 }

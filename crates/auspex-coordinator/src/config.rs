@@ -31,6 +31,18 @@ pub struct Config {
     pub signature_window_secs: i64,
     /// Capacity of the replay cache (unexpired signatures remembered).
     pub replay_capacity: usize,
+    /// Base URL of a Rekor-shaped transparency log (`http://127.0.0.1:N`)
+    /// where final attestations are anchored (`coordinator.md` §7, §13.8).
+    /// `None` (lab mode): attestations keep the placeholders `0` /
+    /// `lab-mode-no-rekor`, as the real service's no-op client does.
+    pub tlog_url: Option<String>,
+    /// Timeout of one anchoring request.
+    pub tlog_timeout: Duration,
+    /// How often the background task retries attestations the log has not
+    /// taken yet (transient failures: the log down, 5xx, 408, 429).
+    pub anchor_retry: Duration,
+    /// Idle time after which an SSE stream sends `: ping` (15 s).
+    pub sse_keepalive: Duration,
 }
 
 impl Config {
@@ -45,7 +57,30 @@ impl Config {
             lease: Duration::from_secs(600),
             signature_window_secs: auspex_crypto::http_sig::DEFAULT_WINDOW_SECS,
             replay_capacity: 1_000_000,
+            tlog_url: None,
+            tlog_timeout: Duration::from_secs(5),
+            anchor_retry: Duration::from_secs(60),
+            sse_keepalive: Duration::from_secs(15),
         }
+    }
+
+    /// This config anchoring final attestations in the log at `url`
+    /// (`None`: lab mode, placeholders).
+    pub fn tlog_url(mut self, url: Option<String>) -> Config {
+        self.tlog_url = url.map(|u| u.trim_end_matches('/').to_owned());
+        self
+    }
+
+    /// This config with another background anchoring retry interval.
+    pub fn anchor_retry(mut self, every: Duration) -> Config {
+        self.anchor_retry = every;
+        self
+    }
+
+    /// This config with another SSE keepalive interval.
+    pub fn sse_keepalive(mut self, every: Duration) -> Config {
+        self.sse_keepalive = every;
+        self
     }
 
     /// This config binding `bind`.

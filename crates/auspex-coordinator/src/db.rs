@@ -192,6 +192,103 @@ CREATE TABLE receipt_outcomes (
     recorded_at TEXT NOT NULL
 );
 "#,
+    // 2: attestations and their transparency-log anchors, custody
+    // transfers, packages, tenant applications, model and software
+    // requests, driver heartbeats.
+    r#"
+CREATE TABLE attestations (
+    attestation_id TEXT PRIMARY KEY,
+    experiment_id TEXT NOT NULL,
+    tenant_id TEXT NOT NULL,
+    label TEXT NOT NULL,
+    merkle_root TEXT NOT NULL,
+    algorithm TEXT NOT NULL,
+    unit_count INTEGER NOT NULL,
+    cose_blob BLOB NOT NULL,
+    signing_key_pubkey_hex TEXT NOT NULL,
+    rekor_log_index INTEGER NOT NULL DEFAULT 0,
+    rekor_entry_uuid TEXT NOT NULL DEFAULT 'lab-mode-no-rekor',
+    rekor_inclusion_proof_json TEXT,
+    anchor_attempts INTEGER NOT NULL DEFAULT 0,
+    anchor_permanent_failures INTEGER NOT NULL DEFAULT 0,
+    anchor_terminal INTEGER NOT NULL DEFAULT 0,
+    anchor_last_error TEXT,
+    anchor_last_attempt_at TEXT,
+    issued_at TEXT NOT NULL,
+    UNIQUE (experiment_id)
+);
+CREATE TABLE result_transfers (
+    transfer_id TEXT PRIMARY KEY,
+    experiment_id TEXT NOT NULL,
+    tenant_id TEXT NOT NULL,
+    collected_by_pubkey TEXT NOT NULL,
+    collected_at TEXT NOT NULL,
+    manifest_hash TEXT NOT NULL,
+    result_set_root TEXT NOT NULL,
+    root_kind TEXT NOT NULL,
+    attestation_id TEXT,
+    receipt_count INTEGER NOT NULL,
+    coordinator_signature TEXT NOT NULL
+);
+CREATE TABLE packages (
+    digest TEXT PRIMARY KEY,
+    tenant_id TEXT NOT NULL,
+    size_bytes INTEGER NOT NULL,
+    archive BLOB NOT NULL,
+    uploaded_at TEXT NOT NULL
+);
+CREATE TABLE tenant_applications (
+    application_id TEXT PRIMARY KEY,
+    account_id TEXT NOT NULL,
+    github_login TEXT NOT NULL,
+    requested_tenant_id TEXT NOT NULL,
+    contact_name TEXT NOT NULL,
+    affiliation TEXT NOT NULL,
+    research_summary TEXT NOT NULL DEFAULT '',
+    research_classes_json TEXT NOT NULL DEFAULT '[]',
+    pubkey_hex TEXT NOT NULL,
+    status TEXT NOT NULL DEFAULT 'pending',
+    created_at TEXT NOT NULL,
+    resolved_at TEXT,
+    resolved_by TEXT,
+    resolution_reason TEXT,
+    created_tenant_id TEXT
+);
+CREATE INDEX tenant_applications_by_key ON tenant_applications (pubkey_hex, created_at);
+CREATE TABLE model_requests (
+    request_id TEXT PRIMARY KEY,
+    tenant_id TEXT NOT NULL,
+    model_id TEXT NOT NULL,
+    hf_repo TEXT,
+    reason TEXT NOT NULL,
+    status TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    resolved_at TEXT,
+    resolved_by TEXT,
+    resolution_reason TEXT
+);
+CREATE TABLE software_requests (
+    request_id TEXT PRIMARY KEY,
+    tenant_id TEXT NOT NULL,
+    title TEXT NOT NULL,
+    description TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    status TEXT NOT NULL DEFAULT 'pending',
+    created_at TEXT NOT NULL,
+    resolved_at TEXT,
+    resolved_by TEXT,
+    resolution_reason TEXT
+);
+CREATE TABLE driver_status (
+    experiment_id TEXT PRIMARY KEY,
+    status TEXT NOT NULL,
+    run_id TEXT,
+    reason TEXT,
+    round INTEGER,
+    reported_by_class TEXT NOT NULL,
+    reported_at TEXT NOT NULL
+);
+"#,
 ];
 
 /// Why the database could not be opened.

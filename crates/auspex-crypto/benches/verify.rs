@@ -35,9 +35,7 @@ use std::time::{Duration, Instant};
 use auspex_crypto::cose::{CoseSign1, inspect_receipt};
 use auspex_crypto::http_sig::{Policy, RequestParts, sign_request, verify_request};
 use auspex_crypto::keys::TenantKey;
-use auspex_crypto::merkle::{
-    Algorithm, ResultSetHasher, UnitLeaf, dup_last_root, result_set_root,
-};
+use auspex_crypto::merkle::{Algorithm, ResultSetHasher, UnitLeaf, dup_last_root, result_set_root};
 use auspex_wire::json::{self, Object, Value};
 use ed25519_dalek::{Signature, VerifyingKey};
 use sha2::{Digest, Sha256};
@@ -114,8 +112,11 @@ fn sha_hex(text: &str) -> String {
     hex(&Sha256::digest(text.as_bytes()))
 }
 
-/// The units of the Merkle benchmark: deterministic, in a scrambled order
-/// (the roots sort by `unit_id`). Python builds the same set from `n`.
+/// The units of the Merkle benchmark, deterministic. Their strings are
+/// allocated in `unit_id` order, as when an attestation's `units` (sorted by
+/// the coordinator) are parsed; [`Units::sorted`] hands them over in that
+/// order, [`Units::scrambled`] in a fixed permutation (the worst case: the
+/// root must sort, then reads memory at random). Python builds the same set.
 struct Units {
     ids: Vec<String>,
     results: Vec<String>,
@@ -125,30 +126,36 @@ struct Units {
 
 impl Units {
     fn new(n: usize) -> Units {
-        // 611953 is prime and does not divide n, so i -> i*611953 mod n is a
-        // permutation.
-        let order: Vec<usize> = (0..n).map(|i| (i * 611_953) % n).collect();
         Units {
-            ids: order.iter().map(|i| format!("unit-{i:07}")).collect(),
-            results: order.iter().map(|i| sha_hex(&format!("r{i}"))).collect(),
-            receipts: order.iter().map(|i| format!("rcpt-{i:07}")).collect(),
-            payloads: order.iter().map(|i| sha_hex(&format!("p{i}"))).collect(),
+            ids: (0..n).map(|i| format!("unit-{i:07}")).collect(),
+            results: (0..n).map(|i| sha_hex(&format!("r{i}"))).collect(),
+            receipts: (0..n).map(|i| format!("rcpt-{i:07}")).collect(),
+            payloads: (0..n).map(|i| sha_hex(&format!("p{i}"))).collect(),
         }
     }
 
-    fn leaves(&self) -> Vec<UnitLeaf<'_>> {
-        (0..self.ids.len())
-            .map(|i| UnitLeaf {
-                unit_id: &self.ids[i],
-                consensus_result_hash: &self.results[i],
-                receipt_id: &self.receipts[i],
-                unit_payload_sha256: Some(&self.payloads[i]),
-            })
-            .collect()
+    fn leaf(&self, i: usize) -> UnitLeaf<'_> {
+        UnitLeaf {
+            unit_id: &self.ids[i],
+            consensus_result_hash: &self.results[i],
+            receipt_id: &self.receipts[i],
+            unit_payload_sha256: Some(&self.payloads[i]),
+        }
+    }
+
+    fn sorted(&self) -> Vec<UnitLeaf<'_>> {
+        (0..self.ids.len()).map(|i| self.leaf(i)).collect()
+    }
+
+    /// 611953 is prime and divides neither 10^5 nor 10^6, so
+    /// `j -> j*611953 mod n` is a permutation.
+    fn scrambled(&self) -> Vec<UnitLeaf<'_>> {
+        let n = self.ids.len();
+        (0..n).map(|j| self.leaf((j * 611_953) % n)).collect()
     }
 }
 
-/// The Ed25519 data set: `SIGS` messages of 200 bytes, each signed by one of
+/// The Ed25519 data set: `n` messages of 200 bytes, each signed by one of
 /// 64 keys.
 struct SigSet {
     keys: Vec<VerifyingKey>,
@@ -157,14 +164,14 @@ struct SigSet {
 }
 
 impl SigSet {
-    fn new() -> SigSet {
+    fn new(n: usize) -> SigSet {
         let signers: Vec<TenantKey> = (0u8..64).map(|i| TenantKey::from_seed([i; 32])).collect();
         let mut set = SigSet {
             keys: Vec::new(),
             msgs: Vec::new(),
             sigs: Vec::new(),
         };
-        for i in 0..SIGS {
+        for i in 0..n {
             let signer = &signers[i % signers.len()];
             let msg: Vec<u8> = format!("{i:08}").bytes().cycle().take(200).collect();
             set.sigs.push(Signature::from_bytes(&signer.sign(&msg)));
@@ -220,19 +227,21 @@ from importlib.metadata import version
 out["cbor2"] = version("cbor2")
 
 n = job["merkle_units"]
-units = []
-for j in range(n):
-    i = (j * 611953) % n
-    units.append({
-        "unit_id": f"unit-{i:07d}",
-        "consensus_result_hash": hashlib.sha256(f"r{i}".encode()).hexdigest(),
-        "receipt_id": f"rcpt-{i:07d}",
-        "unit_payload_sha256": hashlib.sha256(f"p{i}".encode()).hexdigest(),
-    })
-root = [None]
-def mr():
+units = [{
+    "unit_id": f"unit-{i:07d}",
+    "consensus_result_hash": hashlib.sha256(f"r{i}".encode()).hexdigest(),
+    "receipt_id": f"rcpt-{i:07d}",
+    "unit_payload_sha256": hashlib.sha256(f"p{i}".encode()).hexdigest(),
+} for i in range(n)]
+scrambled = [units[(j * 611953) % n] for j in range(n)]
+root = [None, None]
+def mr_sorted():
     root[0] = attestation.merkle_root(units, algorithm="sha256-merkle-v1")
-out["merkle_ns"] = best(job["merkle_reps"], 1, mr)
+def mr_scrambled():
+    root[1] = attestation.merkle_root(scrambled, algorithm="sha256-merkle-v1")
+out["merkle_sorted_ns"] = best(job["merkle_reps"], 1, mr_sorted)
+out["merkle_scrambled_ns"] = best(job["merkle_reps"], 1, mr_scrambled)
+assert root[0] == root[1]
 out["merkle_root"] = root[0]
 
 cose = bytes.fromhex(job["cose_hex"])
@@ -260,7 +269,8 @@ print(json.dumps(out))
 "#;
 
 struct PyResults {
-    merkle: Duration,
+    merkle_sorted: Duration,
+    merkle_scrambled: Duration,
     merkle_root: String,
     cose: Duration,
     ed25519: Duration,
@@ -301,7 +311,7 @@ fn run_python(python: &Path, set: &SigSet, cose: &[u8], key: &TenantKey) -> PyRe
     put(
         "ed25519",
         Value::Array(
-            (0..SIGS)
+            (0..set.msgs.len())
                 .map(|i| {
                     Value::Array(vec![
                         Value::from(hex(set.keys[i].as_bytes())),
@@ -312,7 +322,10 @@ fn run_python(python: &Path, set: &SigSet, cose: &[u8], key: &TenantKey) -> PyRe
                 .collect(),
         ),
     );
-    put("key_path", Value::from(key_path.to_str().expect("utf-8 path")));
+    put(
+        "key_path",
+        Value::from(key_path.to_str().expect("utf-8 path")),
+    );
     put(
         "rfc_path",
         Value::from(auspex_crypto::http_sig::sdk_path(RFC_TARGET)),
@@ -337,7 +350,8 @@ fn run_python(python: &Path, set: &SigSet, cose: &[u8], key: &TenantKey) -> PyRe
     let v = json::parse(&out.stdout).expect("python prints JSON");
     let rfc = v.get("rfc_headers").expect("rfc headers");
     PyResults {
-        merkle: ns(&v, "merkle_ns"),
+        merkle_sorted: ns(&v, "merkle_sorted_ns"),
+        merkle_scrambled: ns(&v, "merkle_scrambled_ns"),
         merkle_root: text(&v, "merkle_root"),
         cose: ns(&v, "cose_ns"),
         ed25519: ns(&v, "ed25519_ns"),
@@ -363,21 +377,22 @@ fn main() {
     let mut rows: Vec<Row> = Vec::new();
 
     // Ed25519.
-    let set = SigSet::new();
+    let sigs = if mode.full { SIGS } else { 64 };
+    let set = SigSet::new(sigs);
     let single = best_of(mode.reps(5), 1, || {
-        for i in 0..SIGS {
+        for i in 0..sigs {
             black_box(set.keys[i].verify_strict(&set.msgs[i], &set.sigs[i])).expect("valid");
         }
-    }) / u32::try_from(SIGS).expect("fits");
+    }) / u32::try_from(sigs).expect("fits");
     rows.push(Row {
         name: "Ed25519 verify_strict (per signature)".into(),
         ours: single,
         python: None,
     });
     let msgs: Vec<&[u8]> = set.msgs.iter().map(Vec::as_slice).collect();
-    for batch in [64usize, 256, 1024] {
+    for batch in [64usize, 256, 1024].into_iter().filter(|b| *b <= sigs) {
         let per = best_of(mode.reps(5), 1, || {
-            for start in (0..SIGS).step_by(batch) {
+            for start in (0..sigs).step_by(batch) {
                 let end = start + batch;
                 black_box(ed25519_dalek::verify_batch(
                     &msgs[start..end],
@@ -386,7 +401,7 @@ fn main() {
                 ))
                 .expect("valid batch");
             }
-        }) / u32::try_from(SIGS).expect("fits");
+        }) / u32::try_from(sigs).expect("fits");
         rows.push(Row {
             name: format!("Ed25519 verify_batch, batches of {batch} (per signature)"),
             ours: per,
@@ -397,32 +412,46 @@ fn main() {
     // Merkle roots.
     let full_n = if mode.full { MERKLE_FULL } else { 1000 };
     let py_n = if mode.full { MERKLE_PY } else { 100 };
-    let full_units = Units::new(full_n);
-    let full_leaves = full_units.leaves();
+    let merkle_row = rows.len();
+    let mut py_root = [0u8; 32];
+    {
+        let units = Units::new(py_n);
+        let (sorted, scrambled) = (units.sorted(), units.scrambled());
+        for (order, leaves) in [("sorted", &sorted), ("scrambled", &scrambled)] {
+            let ours = best_of(mode.reps(5), 1, || {
+                py_root = black_box(result_set_root(black_box(leaves), Algorithm::V1));
+            });
+            rows.push(Row {
+                name: format!("result-set root v1, {py_n} units, {order} input"),
+                ours,
+                python: None,
+            });
+        }
+    }
+    let units = Units::new(full_n);
+    let (sorted, scrambled) = (units.sorted(), units.scrambled());
     let mut full_root = [0u8; 32];
     let root_1m = best_of(mode.reps(5), 1, || {
-        full_root = black_box(result_set_root(black_box(&full_leaves), Algorithm::V1));
+        full_root = black_box(result_set_root(black_box(&sorted), Algorithm::V1));
+    });
+    let root_1m_scrambled = best_of(mode.reps(5), 1, || {
+        assert_eq!(
+            black_box(result_set_root(black_box(&scrambled), Algorithm::V1)),
+            full_root
+        );
     });
     let hasher_1m = best_of(mode.reps(5), 1, || {
         let mut h = ResultSetHasher::new(Algorithm::V1);
-        for u in &full_leaves {
+        for u in &sorted {
             h.push(u);
         }
         assert_eq!(black_box(h.finish()), full_root);
     });
-    // Where the time goes: the same units already in unit_id order, leaf
-    // hashing alone (input order), the tree alone, the sort alone.
-    let mut sorted_leaves = full_leaves.clone();
-    sorted_leaves.sort_by(|a, b| a.unit_id.cmp(b.unit_id));
-    let root_sorted = best_of(mode.reps(5), 1, || {
-        assert_eq!(
-            black_box(result_set_root(black_box(&sorted_leaves), Algorithm::V1)),
-            full_root
-        );
-    });
+    // Where the time goes (sorted input): leaf hashing, the tree, and the
+    // sort of scrambled input.
     let mut hashes = Vec::new();
     let leaves_only = best_of(mode.reps(5), 1, || {
-        hashes = black_box(&sorted_leaves)
+        hashes = black_box(&sorted)
             .iter()
             .map(|u| u.leaf_hash(Algorithm::V1))
             .collect();
@@ -431,45 +460,35 @@ fn main() {
         assert_eq!(black_box(dup_last_root(hashes.clone())), full_root);
     });
     let sort_only = best_of(mode.reps(5), 1, || {
-        let mut refs: Vec<&UnitLeaf<'_>> = full_leaves.iter().collect();
+        let mut refs: Vec<&UnitLeaf<'_>> = scrambled.iter().collect();
         refs.sort_by(|a, b| a.unit_id.cmp(b.unit_id));
         black_box(refs);
     });
-    drop(sorted_leaves);
-    drop(hashes);
-    drop(full_leaves);
-    drop(full_units);
-    let py_units = Units::new(py_n);
-    let py_leaves = py_units.leaves();
-    let mut py_root = [0u8; 32];
-    let root_100k = best_of(mode.reps(5), 1, || {
-        py_root = black_box(result_set_root(black_box(&py_leaves), Algorithm::V1));
-    });
-    let merkle_row = rows.len();
-    rows.push(Row {
-        name: format!("result-set root v1, {py_n} units (result_set_root)"),
-        ours: root_100k,
-        python: None,
-    });
-    rows.push(Row {
-        name: format!("result-set root v1, {full_n} units (result_set_root)"),
-        ours: root_1m,
-        python: None,
-    });
-    rows.push(Row {
-        name: format!("result-set root v1, {full_n} units (ResultSetHasher)"),
-        ours: hasher_1m,
-        python: None,
-    });
-    for (name, d) in [
-        ("input already sorted (result_set_root)", root_sorted),
-        ("leaf hashes only (sorted input)", leaves_only),
-        ("tree only (dup_last_root)", tree_only),
-        ("sort only (scrambled input)", sort_only),
+    drop((hashes, sorted, scrambled));
+    drop(units);
+    for (name, ours) in [
+        (
+            format!("result-set root v1, {full_n} units, sorted input"),
+            root_1m,
+        ),
+        (
+            format!("result-set root v1, {full_n} units, scrambled input"),
+            root_1m_scrambled,
+        ),
+        (
+            format!("result-set root v1, {full_n} units, ResultSetHasher (sorted arrival)"),
+            hasher_1m,
+        ),
+        (format!("… {full_n} sorted: leaf hashes only"), leaves_only),
+        (
+            format!("… {full_n} sorted: tree only (dup_last_root)"),
+            tree_only,
+        ),
+        (format!("… {full_n} scrambled: sort only"), sort_only),
     ] {
         rows.push(Row {
-            name: format!("… {full_n} units: {name}"),
-            ours: d,
+            name,
+            ours,
             python: None,
         });
     }
@@ -541,9 +560,13 @@ fn main() {
         (true, Some(python)) => {
             let py = run_python(&python, &set, &cose, &key);
             assert_eq!(py.merkle_root, hex(&py_root), "Merkle roots differ");
-            assert_eq!(py.rfc_signature, signed.signature, "RFC 9421 signatures differ");
+            assert_eq!(
+                py.rfc_signature, signed.signature,
+                "RFC 9421 signatures differ"
+            );
             rows[0].python = Some(py.ed25519);
-            rows[merkle_row].python = Some(py.merkle);
+            rows[merkle_row].python = Some(py.merkle_sorted);
+            rows[merkle_row + 1].python = Some(py.merkle_scrambled);
             rows[cose_row].python = Some(py.cose);
             rows[sign_row].python = Some(py.rfc_sign);
             py_versions = Some(py.versions);
@@ -579,15 +602,17 @@ fn main() {
         );
     }
     println!();
-    println!(
-        "1M v1 leaves: {} per unit; target < 1 s: {}",
-        fmt(root_1m / u32::try_from(full_n).expect("fits")),
-        if root_1m < Duration::from_secs(1) {
-            "met"
-        } else {
-            "NOT MET"
-        }
-    );
+    for (order, d) in [("sorted", root_1m), ("scrambled", root_1m_scrambled)] {
+        println!(
+            "{full_n} v1 leaves, {order} input: {} per unit; target < 1 s: {}",
+            fmt(d / u32::try_from(full_n).expect("fits")),
+            if d < Duration::from_secs(1) {
+                "met"
+            } else {
+                "NOT MET"
+            }
+        );
+    }
     if let Some(v) = py_versions {
         println!("Python: {v}; roots and RFC 9421 signatures agree with ours.");
     }

@@ -19,8 +19,7 @@ fn receipt_decode_corpus() {
 /// verification).
 #[test]
 fn http_sig_headers_corpus() {
-    let dir =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus/http_sig_headers");
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus/http_sig_headers");
     let mut n = 0;
     for entry in std::fs::read_dir(&dir).expect("corpus present") {
         let path = entry.expect("dir entry").path();

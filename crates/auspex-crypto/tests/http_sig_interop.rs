@@ -36,8 +36,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use auspex_crypto::http_sig::{
-    self, ComponentErrorKind, HttpSigError, Policy, RequestParts, parse_signature_input,
-    sdk_path, sign_request, verify_request,
+    self, ComponentErrorKind, HttpSigError, Policy, RequestParts, parse_signature_input, sdk_path,
+    sign_request, verify_request,
 };
 use auspex_crypto::keys::TenantKey;
 use auspex_wire::json::{self, Object, Value};
@@ -53,10 +53,12 @@ use ed25519_dalek::VerifyingKey;
 #[allow(clippy::print_stderr)] // says that a check was knowingly skipped
 fn python(version: &str) -> Option<PathBuf> {
     let var = format!("AUSPEX_PYTHON_{}", version.replace('.', ""));
-    let path = std::env::var_os(&var).map(PathBuf::from).unwrap_or_else(|| {
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join(format!("../../target/py-{version}/bin/python"))
-    });
+    let path = std::env::var_os(&var)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join(format!("../../target/py-{version}/bin/python"))
+        });
     if path.exists() {
         return Some(path);
     }
@@ -187,7 +189,9 @@ impl Server {
     /// The captured request whose `x-auspex-case` header is `name`.
     fn case(&self, name: &str) -> Captured {
         let all = self.captured.lock().expect("lock");
-        let mut found = all.iter().filter(|c| c.header("x-auspex-case") == Some(name));
+        let mut found = all
+            .iter()
+            .filter(|c| c.header("x-auspex-case") == Some(name));
         let first = found
             .next()
             .unwrap_or_else(|| panic!("the server never received case {name}"))
@@ -212,7 +216,8 @@ fn serve(stream: TcpStream, keys: &[VerifyingKey], sink: &Mutex<Vec<Captured>>) 
         }
         let request_line = String::from_utf8_lossy(&line).trim_end().to_owned();
         let mut parts = request_line.split(' ');
-        let (Some(method), Some(target), Some(_version)) = (parts.next(), parts.next(), parts.next())
+        let (Some(method), Some(target), Some(_version)) =
+            (parts.next(), parts.next(), parts.next())
         else {
             return;
         };
@@ -234,7 +239,9 @@ fn serve(stream: TcpStream, keys: &[VerifyingKey], sink: &Mutex<Vec<Captured>>) 
         let length = headers
             .iter()
             .find(|(n, _)| n.eq_ignore_ascii_case("content-length"))
-            .map_or(0, |(_, v)| v.parse::<usize>().expect("numeric Content-Length"));
+            .map_or(0, |(_, v)| {
+                v.parse::<usize>().expect("numeric Content-Length")
+            });
         assert!(
             !headers
                 .iter()
@@ -258,10 +265,7 @@ fn serve(stream: TcpStream, keys: &[VerifyingKey], sink: &Mutex<Vec<Captured>>) 
             Ok(keyid) => ("200 OK", format!("{{\"ok\":true,\"keyid\":\"{keyid}\"}}")),
             Err(e) => (
                 "401 Unauthorized",
-                format!(
-                    "{{\"detail\":{{\"error\":{{\"code\":\"{}\"}}}}}}",
-                    e.code()
-                ),
+                format!("{{\"detail\":{{\"error\":{{\"code\":\"{}\"}}}}}}", e.code()),
             ),
         };
         let close = captured
@@ -280,13 +284,22 @@ fn serve(stream: TcpStream, keys: &[VerifyingKey], sink: &Mutex<Vec<Captured>>) 
 
 /// Sends one request with `headers` over a fresh connection; returns the
 /// status code.
-fn send_raw(addr: SocketAddr, method: &str, target: &str, headers: &[(&str, &str)], body: &[u8]) -> u16 {
+fn send_raw(
+    addr: SocketAddr,
+    method: &str,
+    target: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> u16 {
     let mut stream = TcpStream::connect(addr).expect("connect");
     let mut head = format!("{method} {target} HTTP/1.1\r\n");
     for (n, v) in headers {
         head.push_str(&format!("{n}: {v}\r\n"));
     }
-    head.push_str(&format!("content-length: {}\r\nconnection: close\r\n\r\n", body.len()));
+    head.push_str(&format!(
+        "content-length: {}\r\nconnection: close\r\n\r\n",
+        body.len()
+    ));
     stream.write_all(head.as_bytes()).expect("write head");
     stream.write_all(body).expect("write body");
     let mut reply = String::new();
@@ -470,7 +483,10 @@ fn wire_cases() -> Vec<WireCase> {
     let large = format!(
         "{{\"rows\":[{}]}}",
         (0..4000)
-            .map(|i| format!("{{\"i\":{i},\"text\":\"ünit-{i} ☕ 日本語 {}\"}}", "x".repeat(20)))
+            .map(|i| format!(
+                "{{\"i\":{i},\"text\":\"ünit-{i} ☕ 日本語 {}\"}}",
+                "x".repeat(20)
+            ))
             .collect::<Vec<_>>()
             .join(",")
     );
@@ -541,7 +557,13 @@ fn wire_cases() -> Vec<WireCase> {
     ]
 }
 
-fn check_verdict(name: &str, verdict: &Result<String, HttpSigError>, expect: Expect, known: &str, unknown: &str) {
+fn check_verdict(
+    name: &str,
+    verdict: &Result<String, HttpSigError>,
+    expect: Expect,
+    known: &str,
+    unknown: &str,
+) {
     match (expect, verdict) {
         (Expect::Accepted, Ok(keyid)) => assert_eq!(keyid, known, "{name}"),
         (Expect::UnknownKey, Err(HttpSigError::UnknownKey { keyid })) => {
@@ -572,7 +594,10 @@ fn sdk_requests_verify(version: &str) {
     let cases = wire_cases();
     let job = obj(&[
         ("base_url", Value::from(server.base_url())),
-        ("key_path", Value::from(known_path.to_str().expect("utf-8 path"))),
+        (
+            "key_path",
+            Value::from(known_path.to_str().expect("utf-8 path")),
+        ),
         (
             "unknown_key_path",
             Value::from(unknown_path.to_str().expect("utf-8 path")),
@@ -663,7 +688,14 @@ fn sdk_requests_verify(version: &str) {
             .and_then(Value::as_str)
             .map_or_else(|| got.body.clone(), unhex);
         let host = got.header("host").expect("Host");
-        let ours = sign_request(signer, &got.method, &got.target, host, &signed_body, created);
+        let ours = sign_request(
+            signer,
+            &got.method,
+            &got.target,
+            host,
+            &signed_body,
+            created,
+        );
         assert_eq!(ours.signature_input, si, "{name}: Signature-Input");
         assert_eq!(ours.signature, sig, "{name}: Signature");
         assert_eq!(
@@ -875,7 +907,12 @@ fn our_cases() -> Vec<OurCase> {
         OurCase {
             sent_body: Some(br#"{"budget":1000000}"#.to_vec()),
             verdict: "invalid_signature",
-            ..our("body_swapped", "POST", "/api/v0/experiments", br#"{"budget":1}"#)
+            ..our(
+                "body_swapped",
+                "POST",
+                "/api/v0/experiments",
+                br#"{"budget":1}"#,
+            )
         },
     ]
 }
@@ -895,7 +932,14 @@ fn our_requests_verify(version: &str) {
     let mut ours = Vec::new();
     for case in &cases {
         let created = now + case.created_offset;
-        let signed = sign_request(&known, case.method, case.target, case.host, &case.body, created);
+        let signed = sign_request(
+            &known,
+            case.method,
+            case.target,
+            case.host,
+            &case.body,
+            created,
+        );
         let sent_body = case.sent_body.as_deref().unwrap_or(&case.body);
 
         // Over TCP to the coordinator-rules server. (The Host carries the
@@ -934,7 +978,10 @@ fn our_requests_verify(version: &str) {
         ours.push((signed, created));
     }
     let job = obj(&[
-        ("key_path", Value::from(known_path.to_str().expect("utf-8 path"))),
+        (
+            "key_path",
+            Value::from(known_path.to_str().expect("utf-8 path")),
+        ),
         (
             "known_keyids",
             Value::Array(vec![Value::from(known.public_hex())]),

@@ -1,6 +1,7 @@
 //! Command implementations: each takes parsed arguments, does the work through
 //! the library crates, and prints through the [`Printer`].
 
+mod devnet;
 mod key;
 mod manifest;
 mod receipts;
@@ -80,6 +81,7 @@ pub fn run(cli: Cli, p: &mut Printer) -> Result<ExitStatus, CliError> {
         Command::Key(cmd) => key::run(cmd, p),
         Command::Manifest(cmd) => manifest::run(cmd, p),
         Command::Receipts(cmd) => receipts::run(cmd, p),
+        Command::Devnet(cmd) => devnet::run(cmd, p),
         Command::Tlog(cmd) => tlog::run(cmd, p),
     }
 }

@@ -14,6 +14,15 @@ const COMMANDS: &[&[&str]] = &[
     &["manifest", "hash"],
     &["receipts"],
     &["receipts", "show"],
+    &["tlog"],
+    &["tlog", "verify-entry"],
+    &["devnet"],
+    &["devnet", "up"],
+    &["devnet", "down"],
+    &["devnet", "status"],
+    &["devnet", "tenant"],
+    &["devnet", "tenant", "add"],
+    &["devnet", "approve"],
 ];
 
 #[test]
@@ -51,7 +60,7 @@ fn version_everywhere() {
 #[test]
 fn a_group_without_a_command_is_a_usage_error() {
     let ctx = Ctx::new();
-    for group in ["key", "manifest", "receipts"] {
+    for group in ["key", "manifest", "receipts", "tlog", "devnet"] {
         let run = ctx.run(&[&group]);
         assert_eq!(run.code, 2, "{group}: {}", run.stderr);
     }

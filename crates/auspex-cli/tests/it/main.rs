@@ -2,6 +2,7 @@
 //! official Python SDK (installed by `scripts/python-peers.sh`).
 
 mod common;
+mod devnet;
 mod errors;
 mod help;
 mod interop;

@@ -1,0 +1,124 @@
+//! `auspex-devnet` composes the devnet: a coordinator (and, as they land, a
+//! transparency log and workers) on 127.0.0.1 in one process, with state kept
+//! in a directory the user names or in a temporary one, and the small
+//! maintainer client that `auspex devnet …` uses to administer a running
+//! devnet (add a tenant, approve an experiment, ask for its status).
+//!
+//! A running devnet is described by `devnet.json` in its state directory, and
+//! a copy of that file at [`pointer_path`] lets other `auspex` commands find
+//! it without being told where it is. Nothing here prints.
+#![deny(missing_docs)]
+
+mod info;
+
+pub mod admin;
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+use auspex_coordinator::RunningCoordinator;
+
+pub use crate::info::{DevnetInfo, InfoError, discover, pointer_path};
+
+/// How to start a devnet.
+#[derive(Debug, Clone, Default)]
+pub struct DevnetConfig {
+    /// Keep state here (created if missing); `None` → a temporary directory
+    /// removed when the devnet stops.
+    pub state_dir: Option<PathBuf>,
+    /// The coordinator's port on 127.0.0.1 (0 picks a free one).
+    pub coordinator_port: u16,
+    /// Approve uploaded experiments without a maintainer's action.
+    pub auto_approve: bool,
+    /// Where to publish the pointer file ([`pointer_path`] of the user's
+    /// home); `None` publishes nothing (tests).
+    pub pointer: Option<PathBuf>,
+}
+
+/// Why a devnet could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DevnetError {
+    /// The temporary state directory could not be created.
+    #[error("cannot create a temporary state directory")]
+    TempDir(#[source] std::io::Error),
+    /// The coordinator did not start.
+    #[error("the coordinator did not start")]
+    Coordinator(#[source] auspex_coordinator::StartError),
+    /// `devnet.json` (or the pointer file) could not be written.
+    #[error(transparent)]
+    Info(#[from] InfoError),
+}
+
+/// A running devnet. Dropping it without [`Devnet::shutdown`] stops the
+/// servers with the runtime; the state directory stays (unless temporary).
+#[derive(Debug)]
+pub struct Devnet {
+    info: DevnetInfo,
+    coordinator: RunningCoordinator,
+    pointer: Option<PathBuf>,
+    _temp: Option<tempfile::TempDir>,
+}
+
+impl Devnet {
+    /// Starts the devnet's services and writes `devnet.json`.
+    pub async fn start(config: DevnetConfig) -> Result<Devnet, DevnetError> {
+        let (state_dir, temp, ephemeral) = match &config.state_dir {
+            Some(dir) => (dir.clone(), None, false),
+            None => {
+                let t = tempfile::Builder::new()
+                    .prefix("auspex-devnet-")
+                    .tempdir()
+                    .map_err(DevnetError::TempDir)?;
+                (t.path().to_path_buf(), Some(t), true)
+            }
+        };
+        let coord_dir = state_dir.join("coordinator");
+        let mut cc = auspex_coordinator::Config::new(&coord_dir);
+        cc.bind = SocketAddr::from((Ipv4Addr::LOCALHOST, config.coordinator_port));
+        cc.auto_approve = config.auto_approve;
+        let coordinator = auspex_coordinator::serve(cc)
+            .await
+            .map_err(DevnetError::Coordinator)?;
+        let info = DevnetInfo {
+            coordinator_url: coordinator.url(),
+            coordinator_pubkey: coordinator.state().key().public_hex().to_owned(),
+            maintainer_token_path: coord_dir.join("maintainer.token"),
+            tlog_url: None,
+            trusted_root_path: None,
+            state_dir: state_dir.clone(),
+            ephemeral,
+            auto_approve: config.auto_approve,
+            pid: std::process::id(),
+        };
+        info.write(&state_dir.join("devnet.json"))?;
+        if let Some(pointer) = &config.pointer {
+            info.write(pointer)?;
+        }
+        Ok(Devnet {
+            info,
+            coordinator,
+            pointer: config.pointer,
+            _temp: temp,
+        })
+    }
+
+    /// What a user (or another process) needs to reach this devnet.
+    pub fn info(&self) -> &DevnetInfo {
+        &self.info
+    }
+
+    /// The state directory.
+    pub fn state_dir(&self) -> &Path {
+        &self.info.state_dir
+    }
+
+    /// Stops the servers, removes the pointer file if it still names this
+    /// devnet, and removes the state directory if it was temporary.
+    pub async fn shutdown(self) {
+        self.coordinator.shutdown().await;
+        if let Some(pointer) = &self.pointer {
+            info::remove_pointer_if_ours(pointer, self.info.pid);
+        }
+    }
+}
