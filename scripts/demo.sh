@@ -1,14 +1,22 @@
 #!/usr/bin/env bash
 # The most complete end-to-end flow that exists today: a fresh tenant key, the
-# example manifest validated, signed and verified by auspex — and then verified
-# again by the official Python SDK (auspexai-tenant 0.5.5), byte for byte.
+# example manifest validated, signed and verified by auspex and by the official
+# Python SDK (auspexai-tenant 0.5.5); then a devnet on 127.0.0.1, to which the
+# official SDK uploads the experiment and on which auspex approves it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 cargo build --release --quiet --bin auspex
 auspex=$PWD/target/release/auspex
 work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
+devnet_pid=
+cleanup() {
+    if [ -n "$devnet_pid" ]; then kill "$devnet_pid" 2>/dev/null || true; wait "$devnet_pid" 2>/dev/null || true; fi
+    rm -rf "$work"
+}
+trap cleanup EXIT
+export HOME_FOR_DEMO="$work/home"
+mkdir -p "$HOME_FOR_DEMO"
 
 step() { printf '\n== %s\n' "$*"; }
 
@@ -41,3 +49,20 @@ assert sig.maintainer_pubkey == key.pubkey_hex, "official SDK reads another publ
 assert verify_manifest(manifest, sig), "official SDK rejects our signature"
 print(f"auspexai-tenant 0.5.5: key {key.pubkey_hex[:16]}… loads, signature verifies")
 PY
+
+step "a devnet on 127.0.0.1 (coordinator with a persistent key, state in $work/devnet)"
+HOME="$HOME_FOR_DEMO" "$auspex" devnet up --state "$work/devnet" &
+devnet_pid=$!
+for _ in $(seq 100); do [ -f "$work/devnet/devnet.json" ] && break; sleep 0.1; done
+url=$(target/py-0.5.5/bin/python -c "import json,sys; print(json.load(open(sys.argv[1]))['coordinator_url'])" "$work/devnet/devnet.json")
+HOME="$HOME_FOR_DEMO" "$auspex" devnet tenant add auspex-examples --key "$work/tenant_key"
+
+step "the official SDK uploads the signed experiment to the devnet"
+target/py-0.5.5/bin/auspexai-tenant manifest upload "$work/manifest.json" --coordinator "$url" --key "$work/tenant_key"
+
+step "the devnet's maintainer approves it"
+exp=$(target/py-0.5.5/bin/auspexai-tenant experiment list --coordinator "$url" --key "$work/tenant_key" | awk '{print $1; exit}')
+HOME="$HOME_FOR_DEMO" "$auspex" devnet approve "$exp"
+HOME="$HOME_FOR_DEMO" "$auspex" devnet status
+HOME="$HOME_FOR_DEMO" "$auspex" devnet down
+devnet_pid=

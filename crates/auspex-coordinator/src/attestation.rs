@@ -34,7 +34,7 @@
 use auspex_crypto::cose::CoseSign1;
 use auspex_crypto::merkle::{self, Algorithm, UnitLeaf};
 use auspex_wire::attestation::{ResultSetPredicate, Statement};
-use auspex_wire::json::{self, Value};
+use auspex_wire::json::Value;
 use auspex_wire::receipt::cbor::{self, Cbor};
 use axum::http::StatusCode;
 use base64::Engine as _;
@@ -705,10 +705,31 @@ pub fn pending_anchors(conn: &Connection) -> ApiResult<Vec<String>> {
         .collect::<Result<_, _>>()?)
 }
 
-/// Python `bool`-free helper: the canonical SHA-256 of a stored payload
-/// (`unit_payload_sha256`, §3d).
-pub fn payload_sha256(payload_json: &str) -> String {
-    json::canonical_sha256(&parse_stored(payload_json))
+/// The Merkle root the experiment's current rows give, with the attested
+/// `(unit_id, consensus_result_hash)` pairs (the export's root check).
+pub fn current_set(
+    conn: &Connection,
+    experiment_id: &str,
+) -> ApiResult<(String, Vec<(String, String)>)> {
+    let (units, _) = collect(conn, experiment_id)?;
+    let leaves: Vec<UnitLeaf<'_>> = units
+        .iter()
+        .map(|u| UnitLeaf {
+            unit_id: &u.unit_id,
+            consensus_result_hash: &u.consensus_result_hash,
+            receipt_id: &u.receipt_id,
+            unit_payload_sha256: Some(&u.unit_payload_sha256),
+        })
+        .collect();
+    let root = merkle::result_set_root_hex(&leaves, ALGORITHM);
+    drop(leaves);
+    Ok((
+        root,
+        units
+            .into_iter()
+            .map(|u| (u.unit_id, u.consensus_result_hash))
+            .collect(),
+    ))
 }
 
 #[cfg(test)]

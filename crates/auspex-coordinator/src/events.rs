@@ -79,6 +79,18 @@ impl EventBus {
         self.tx.subscribe()
     }
 
+    /// Events after `seq` still in the ring (oldest first), optionally of
+    /// one experiment: the `Last-Event-ID` replay.
+    pub fn since(&self, experiment_id: Option<&str>, seq: u64) -> Vec<Event> {
+        let ring = self.ring.lock().unwrap_or_else(|p| p.into_inner());
+        ring.1
+            .iter()
+            .filter(|e| e.seq > seq)
+            .filter(|e| experiment_id.is_none_or(|id| e.experiment_id.as_deref() == Some(id)))
+            .cloned()
+            .collect()
+    }
+
     /// The most recent events (oldest first), optionally of one experiment.
     pub fn recent(&self, experiment_id: Option<&str>, limit: usize) -> Vec<Event> {
         let ring = self.ring.lock().unwrap_or_else(|p| p.into_inner());

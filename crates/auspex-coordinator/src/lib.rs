@@ -29,6 +29,8 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+pub mod anchor;
+pub mod attestation;
 pub mod auth;
 mod config;
 mod consensus;
@@ -70,6 +72,10 @@ struct Inner {
     replay: Mutex<ReplayCache>,
     events: EventBus,
     maintainer_token: String,
+    http: reqwest::Client,
+    anchor_wake: tokio::sync::Notify,
+    anchor_in_flight: anchor::InFlight,
+    closing: tokio::sync::watch::Sender<bool>,
 }
 
 /// Why a coordinator could not start.
@@ -99,6 +105,9 @@ pub enum StartError {
         /// What went wrong.
         reason: String,
     },
+    /// The HTTP client for the transparency log could not be built.
+    #[error("transparency-log client: {0}")]
+    Http(String),
     /// Binding the listener failed.
     #[error("cannot bind {addr}: {source}")]
     Bind {
@@ -125,6 +134,11 @@ impl AppState {
         let key = CoordinatorKey::load_or_create(&config.key_path())?;
         let maintainer_token = routes::tenants::ensure_maintainer_token(&config, &db)?;
         let replay = ReplayCache::new(config.signature_window_secs, config.replay_capacity);
+        let http = reqwest::Client::builder()
+            .timeout(config.tlog_timeout)
+            .connect_timeout(config.tlog_timeout)
+            .build()
+            .map_err(|e| StartError::Http(e.to_string()))?;
         Ok(AppState(Arc::new(Inner {
             config,
             db,
@@ -132,6 +146,10 @@ impl AppState {
             replay: Mutex::new(replay),
             events: EventBus::new(),
             maintainer_token,
+            http,
+            anchor_wake: tokio::sync::Notify::new(),
+            anchor_in_flight: anchor::InFlight::default(),
+            closing: tokio::sync::watch::Sender::new(false),
         })))
     }
 
@@ -158,6 +176,44 @@ impl AppState {
     /// The maintainer bearer token (also in `<state>/maintainer.token`).
     pub fn maintainer_token(&self) -> &str {
         &self.0.maintainer_token
+    }
+
+    /// The HTTP client of the transparency log.
+    pub(crate) fn http(&self) -> &reqwest::Client {
+        &self.0.http
+    }
+
+    pub(crate) fn anchor_wake(&self) -> &tokio::sync::Notify {
+        &self.0.anchor_wake
+    }
+
+    pub(crate) fn anchor_in_flight(&self) -> &anchor::InFlight {
+        &self.0.anchor_in_flight
+    }
+
+    /// Flips to `true` when the server shuts down (ends SSE streams).
+    pub(crate) fn closing(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.0.closing.subscribe()
+    }
+
+    /// Asks the background anchorer to look for unanchored attestations.
+    pub fn wake_anchorer(&self) {
+        self.0.anchor_wake.notify_one();
+    }
+
+    /// Publishes events of `experiment_id` (after their change committed);
+    /// an `attestation.issued` also wakes the anchorer.
+    pub(crate) fn publish(
+        &self,
+        experiment_id: Option<&str>,
+        events: impl IntoIterator<Item = (&'static str, auspex_wire::json::Value)>,
+    ) {
+        for (kind, data) in events {
+            if kind == "attestation.issued" {
+                self.wake_anchorer();
+            }
+            self.0.events.publish(kind, experiment_id, data);
+        }
     }
 
     pub(crate) fn replay_cache(&self) -> MutexGuard<'_, ReplayCache> {
@@ -245,6 +301,7 @@ pub struct RunningCoordinator {
     state: AppState,
     shutdown: Option<oneshot::Sender<()>>,
     task: JoinHandle<std::io::Result<()>>,
+    anchorer: JoinHandle<()>,
 }
 
 impl RunningCoordinator {
@@ -266,10 +323,13 @@ impl RunningCoordinator {
     /// Stops accepting connections, lets in-flight requests finish, and
     /// waits for the server task.
     pub async fn shutdown(mut self) {
+        self.state.0.closing.send_replace(true);
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
         let _ = (&mut self.task).await;
+        self.anchorer.abort();
+        let _ = (&mut self.anchorer).await;
     }
 }
 
@@ -290,6 +350,7 @@ pub async fn serve(config: Config) -> Result<RunningCoordinator, StartError> {
         .map_err(|source| StartError::Bind { addr: bind, source })?;
     let (tx, rx) = oneshot::channel::<()>();
     let app = router(state.clone());
+    let anchorer = tokio::spawn(anchor::run(state.clone()));
     let task = tokio::spawn(async move {
         axum::serve(listener, app)
             .with_graceful_shutdown(async move {
@@ -302,5 +363,6 @@ pub async fn serve(config: Config) -> Result<RunningCoordinator, StartError> {
         state,
         shutdown: Some(tx),
         task,
+        anchorer,
     })
 }

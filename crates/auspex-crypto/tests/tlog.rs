@@ -826,6 +826,24 @@ fn consistency_between_signed_checkpoints() {
 // ---------------------------------------------------------------------------
 
 #[test]
+fn note_name_is_the_host_without_scheme_or_port() {
+    let key = LogSigner::ed25519([3; 32]).public_key();
+    for (url, want) in [
+        ("https://rekor.sigstore.dev", "rekor.sigstore.dev"),
+        ("https://rekor.sigstore.dev/", "rekor.sigstore.dev"),
+        ("http://127.0.0.1:43121", "127.0.0.1"),
+        ("http://localhost:3000/", "localhost"),
+        ("http://[::1]:8080", "[::1]"),
+        ("::1", "::1"),
+        ("https://example.com/log:1", "example.com/log:1"),
+        ("rekor.test", "rekor.test"),
+    ] {
+        let log = TransparencyLog::new(url, key.clone(), None, None).expect("log");
+        assert_eq!(log.note_name(), want, "{url}");
+    }
+}
+
+#[test]
 fn sigstore_trusted_roots_load() {
     let prod = root("trusted_root_sigstore_prod.json");
     assert_eq!(prod.tlogs.len(), 2);

@@ -10,7 +10,9 @@ use axum::response::Response;
 use rusqlite::{Connection, OptionalExtension as _, Transaction, params};
 
 use crate::AppState;
+use crate::attestation;
 use crate::auth::{Credential, forbidden};
+use crate::keys::CoordinatorKey;
 use crate::db::{ApiResult, unique_violation};
 use crate::error::{ApiError, json_response};
 use crate::util::{Obj, iso_now, now_micros, parse_stored, to_json, token_urlsafe};
@@ -52,7 +54,7 @@ fn allowed(from: &str, to: &str) -> bool {
 
 /// One `experiments` row.
 #[derive(Debug, Clone)]
-// Some columns are read only by the attestation and export code to come.
+// Not every column has a reader yet.
 #[allow(dead_code)]
 pub struct ExperimentRow {
     /// Registration order.
@@ -182,7 +184,7 @@ pub fn load_visible(
 }
 
 /// The presentation-only `run_phase` (§3.1); `None` for terminal states.
-fn run_phase(conn: &Connection, e: &ExperimentRow) -> rusqlite::Result<Option<&'static str>> {
+pub(crate) fn run_phase(conn: &Connection, e: &ExperimentRow) -> rusqlite::Result<Option<&'static str>> {
     Ok(Some(match e.status.as_str() {
         status::SUBMITTED => "awaiting_assessment",
         status::PAUSED => "paused",
@@ -647,9 +649,7 @@ pub fn create(state: &AppState, cred: &Credential, body: &Body) -> ApiResult<Res
         events.push(transition(&tx, &e, status::APPROVED, "system")?);
     }
     tx.commit()?;
-    for (kind, data) in events {
-        state.events().publish(kind, Some(&experiment_id), data);
-    }
+    state.publish(Some(&experiment_id), events);
     let e = load(&conn, &experiment_id)?
         .ok_or_else(|| ApiError::Internal("inserted experiment vanished".into()))?;
     respond(&conn, StatusCode::CREATED, &e, cred)
@@ -696,17 +696,22 @@ pub(crate) fn transition(
 }
 
 /// The auto-complete rule: an approved, finalized experiment with no unit
-/// still `pending`/`in_progress` becomes `completed` (actor `system`).
-/// Returns the event to publish, if it completed.
+/// still `pending`/`in_progress` becomes `completed` (actor `system`), and
+/// its final attestation is built and stored in the same transaction
+/// (§7 (a)). Returns the events to publish: `experiment.status` and, when
+/// the attestation could be built, `attestation.issued`. An attestation the
+/// recount guard refuses is not fatal here: the first `GET …/attestation`
+/// reports it (409 `attestation_incomplete_set`).
 pub(crate) fn maybe_auto_complete(
     tx: &Transaction<'_>,
+    key: &CoordinatorKey,
     experiment_id: &str,
-) -> ApiResult<Option<(&'static str, Value)>> {
+) -> ApiResult<Vec<(&'static str, Value)>> {
     let Some(e) = load(tx, experiment_id)? else {
-        return Ok(None);
+        return Ok(Vec::new());
     };
     if e.status != status::APPROVED || !e.submissions_finalized {
-        return Ok(None);
+        return Ok(Vec::new());
     }
     let open: i64 = tx.query_row(
         "SELECT COUNT(*) FROM work_units WHERE experiment_id = ?1 \
@@ -715,10 +720,16 @@ pub(crate) fn maybe_auto_complete(
         |r| r.get(0),
     )?;
     if open > 0 {
-        return Ok(None);
+        return Ok(Vec::new());
     }
-    // Completion attestations (§7) hook in here.
-    Ok(Some(transition(tx, &e, status::COMPLETED, "system")?))
+    let mut events = vec![transition(tx, &e, status::COMPLETED, "system")?];
+    match attestation::ensure_final(tx, key, &e) {
+        Ok((a, true)) => events.push(attestation::issued_event(&a)),
+        Ok((_, false)) => {}
+        Err(ApiError::Api { .. }) => {}
+        Err(err) => return Err(err),
+    }
+    Ok(events)
 }
 
 /// The abort/archive cascade (`scheduler/teardown.py`): open units are
@@ -849,7 +860,7 @@ pub fn action(
             events.push(transition(&tx, &e, status::APPROVED, actor)?);
             // The real resume skips this (§12 #14): a unit that settled
             // while paused after finalize would leave the run stuck.
-            events.extend(maybe_auto_complete(&tx, experiment_id)?);
+            events.extend(maybe_auto_complete(&tx, state.key(), experiment_id)?);
         }
         _ => {
             // finalize-submissions
@@ -866,13 +877,11 @@ pub fn action(
                  last_action_at = ?2, last_action_by_class = ?3 WHERE experiment_id = ?1",
                 params![experiment_id, iso_now(), actor],
             )?;
-            events.extend(maybe_auto_complete(&tx, experiment_id)?);
+            events.extend(maybe_auto_complete(&tx, state.key(), experiment_id)?);
         }
     }
     tx.commit()?;
-    for (kind, data) in events {
-        state.events().publish(kind, Some(experiment_id), data);
-    }
+    state.publish(Some(experiment_id), events);
     let e =
         load(&conn, experiment_id)?.ok_or_else(|| ApiError::experiment_not_found(experiment_id))?;
     respond(&conn, StatusCode::OK, &e, cred)

@@ -82,7 +82,9 @@ fn item(r: &rusqlite::Row<'_>) -> rusqlite::Result<(Value, String, String)> {
     Ok((v, r.get(11)?, result_id))
 }
 
-fn viewer(cred: &Credential) -> ApiResult<()> {
+/// 403 `researcher_own_tenant_or_maintainer_required` unless the caller is
+/// a researcher or a maintainer (ownership is checked with the experiment).
+pub(crate) fn viewer(cred: &Credential) -> ApiResult<()> {
     if cred.is_maintainer() || cred.tenant_id().is_some() {
         Ok(())
     } else {

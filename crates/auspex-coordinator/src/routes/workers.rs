@@ -278,7 +278,7 @@ fn caps_list<'a>(caps: &'a Value, key: &str) -> Vec<&'a str> {
 /// `worker_satisfies` (§13.3) for the dimensions the devnet routes on:
 /// features, models (provisioned + held or auto-acquire) and
 /// `requires_real_execution`.
-fn satisfies(caps: &Value, required: &Value, real: bool) -> bool {
+pub(crate) fn satisfies(caps: &Value, required: &Value, real: bool) -> bool {
     let features = caps_list(caps, "worker_features");
     if !caps_list(required, "features")
         .iter()
@@ -888,14 +888,16 @@ pub fn result(
             unit_id,
             target,
         )?);
-        events.extend(experiments::maybe_auto_complete(&tx, &a.experiment_id)?);
+        events.extend(experiments::maybe_auto_complete(
+            &tx,
+            state.key(),
+            &a.experiment_id,
+        )?);
     } else if !open {
         consensus::late_result(&tx, &result_id, wid, &a.experiment_id, unit_id)?;
     }
     tx.commit()?;
-    for (kind, data) in events {
-        state.events().publish(kind, Some(&a.experiment_id), data);
-    }
+    state.publish(Some(&a.experiment_id), events);
     Ok(json_response(
         StatusCode::CREATED,
         &Obj::new()

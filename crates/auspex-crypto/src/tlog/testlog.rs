@@ -122,6 +122,35 @@ impl LogSigner {
             }
         }
     }
+
+    /// Signs a checkpoint body as the log named `name` (the host of its
+    /// `baseUrl`): a one-signature C2SP note whose key ID is the first of
+    /// [`LogKey::note_key_ids`] (C2SP for Ed25519, the SPKI hash for ECDSA).
+    pub fn sign_checkpoint(&self, name: &str, checkpoint: &Checkpoint) -> Result<String, KeyError> {
+        let text = checkpoint.to_text();
+        let key_id = self
+            .public_key()
+            .note_key_ids(name)?
+            .first()
+            .copied()
+            .unwrap_or_default();
+        let note = SignedNote {
+            signatures: vec![NoteSignature {
+                name: name.to_owned(),
+                key_id,
+                signature: self.sign(text.as_bytes()),
+            }],
+            text,
+        };
+        Ok(note.to_text())
+    }
+
+    /// The signed entry timestamp of `entry` (its body, integratedTime,
+    /// logID, logIndex; see [`entry_set_payload`]), base64.
+    pub fn sign_entry_set(&self, entry: &RekorEntry) -> Result<String, SetError> {
+        let payload = entry_set_payload(entry)?;
+        Ok(STANDARD.encode(self.sign(&payload)))
+    }
 }
 
 /// An in-memory RFC 6962 log.
@@ -262,22 +291,7 @@ impl TestLog {
 
     /// Signs any checkpoint body with the log's key, as a one-signature note.
     pub fn sign_checkpoint(&self, checkpoint: &Checkpoint) -> Result<String, TestLogError> {
-        let text = checkpoint.to_text();
-        let key_id = self
-            .key
-            .note_key_ids(&self.name)?
-            .first()
-            .copied()
-            .unwrap_or_default();
-        let note = SignedNote {
-            signatures: vec![NoteSignature {
-                name: self.name.clone(),
-                key_id,
-                signature: self.signer.sign(text.as_bytes()),
-            }],
-            text,
-        };
-        Ok(note.to_text())
+        Ok(self.signer.sign_checkpoint(&self.name, checkpoint)?)
     }
 
     /// The signed checkpoint of the first `size` leaves.
@@ -287,8 +301,7 @@ impl TestLog {
 
     /// Signs the SET of `entry` (its body, integratedTime, logID, logIndex).
     pub fn sign_set(&self, entry: &RekorEntry) -> Result<String, TestLogError> {
-        let payload = entry_set_payload(entry)?;
-        Ok(STANDARD.encode(self.signer.sign(&payload)))
+        Ok(self.signer.sign_entry_set(entry)?)
     }
 
     /// The entry response for leaf `index`, proved against the whole log.

@@ -130,16 +130,34 @@ impl TransparencyLog {
         })
     }
 
-    /// The name the log signs checkpoints as: `baseUrl` without its scheme
-    /// and trailing slash (`rekor.sigstore.dev`), which is the hostname
-    /// Rekor is configured with and signs under.
+    /// The name the log signs checkpoints as: `baseUrl` without its scheme,
+    /// trailing slash and port (`rekor.sigstore.dev`;
+    /// `http://127.0.0.1:3000` → `127.0.0.1`), which is the hostname Rekor
+    /// is configured with (`--rekor_server.hostname`) and signs under. The
+    /// port is not part of it, so a log served on a changing local port
+    /// keeps one identity.
     pub fn note_name(&self) -> &str {
         let u = self.base_url.as_str();
         let u = u
             .strip_prefix("https://")
             .or_else(|| u.strip_prefix("http://"))
             .unwrap_or(u);
-        u.trim_end_matches('/')
+        let u = u.trim_end_matches('/');
+        if u.contains('/') {
+            return u; // a path: not a bare authority, keep it whole
+        }
+        match u.rsplit_once(':') {
+            // `host:port` or `[v6]:port`; a bare IPv6 address has more colons.
+            Some((host, port))
+                if !host.is_empty()
+                    && !port.is_empty()
+                    && port.bytes().all(|b| b.is_ascii_digit())
+                    && (!host.contains(':') || (host.starts_with('[') && host.ends_with(']'))) =>
+            {
+                host
+            }
+            _ => u,
+        }
     }
 
     /// True if `t` lies inside the key's validity window (bounds inclusive).

@@ -1,0 +1,309 @@
+//! Anchoring final attestations in a Rekor-shaped transparency log
+//! (`coordinator.md` §7, §13.8).
+//!
+//! An attestation is stored first and anchored after: it is never lost
+//! because the log was down. Anchoring is tried right after the attestation
+//! is issued (a background task woken by [`AppState::wake_anchorer`]), again
+//! on every `GET …/attestation` / export of an unanchored attestation, and
+//! by the background task every [`Config::anchor_retry`](crate::Config).
+//!
+//! The entry is `rekord` 0.0.1 as the newest real client posts it:
+//! `spec.data.content` = base64 of the COSE bytes (the log stores its
+//! SHA-256 as `spec.data.hash.value`), `spec.signature` = a detached Ed25519
+//! signature by the coordinator key over the COSE bytes with the key as a
+//! PEM SubjectPublicKeyInfo. A log that refuses the `content` form with a
+//! 400/422 is sent the same entry with `spec.data.hash` instead, in the same
+//! attempt. A 409 (already logged: a previous attempt succeeded but its
+//! answer was lost) is resolved through the `Location` header.
+//!
+//! Outcomes, as the real backfill classifies them: success stores
+//! `logIndex`, the entry UUID (the response's first key) and
+//! `verification.inclusionProof` verbatim; a connection error, timeout,
+//! 5xx, 408 or 429 is transient (retried); any other 4xx is a permanent
+//! rejection, and after three the attestation is terminal (kept with the
+//! placeholders, never retried).
+
+use std::collections::HashSet;
+use std::sync::Mutex;
+
+use auspex_wire::json::{self, Value};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use ed25519_dalek::Signer as _;
+use ed25519_dalek::pkcs8::EncodePublicKey as _;
+
+use crate::AppState;
+use crate::attestation;
+use crate::util::{Obj, to_json};
+
+/// Attestations being anchored right now (one attempt at a time each, so
+/// two callers never log the same attestation twice).
+#[derive(Debug, Default)]
+pub(crate) struct InFlight(Mutex<HashSet<String>>);
+
+impl InFlight {
+    fn claim(&self, id: &str) -> bool {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id.to_owned())
+    }
+
+    fn release(&self, id: &str) {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(id);
+    }
+}
+
+/// What one anchoring attempt achieved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AnchorOutcome {
+    /// No log configured (lab mode).
+    Disabled,
+    /// Already anchored, terminal, unknown, or another attempt is running.
+    Skipped,
+    /// Logged now.
+    Anchored,
+    /// The log could not be reached or asked to retry.
+    Transient(String),
+    /// The log refused the entry.
+    Permanent(String),
+}
+
+/// The `rekord` 0.0.1 proposed entry for `cose`.
+fn rekord_entry(state: &AppState, cose: &[u8], hash_form: bool) -> Result<Vec<u8>, String> {
+    let key = state.key().signing_key();
+    let signature = key.sign(cose).to_bytes();
+    let pem = key
+        .verifying_key()
+        .to_public_key_pem(ed25519_dalek::pkcs8::spki::der::pem::LineEnding::LF)
+        .map_err(|e| format!("public key PEM: {e}"))?;
+    let data = if hash_form {
+        Obj::new().set(
+            "hash",
+            Obj::new()
+                .set("algorithm", "sha256")
+                .set("value", auspex_wire::sha256_hex(cose)),
+        )
+    } else {
+        Obj::new().set("content", STANDARD.encode(cose))
+    };
+    let entry = Obj::new()
+        .set("apiVersion", "0.0.1")
+        .set("kind", "rekord")
+        .set(
+            "spec",
+            Obj::new().set("data", data).set(
+                "signature",
+                Obj::new()
+                    .set("format", "x509")
+                    .set("content", STANDARD.encode(signature))
+                    .set(
+                        "publicKey",
+                        Obj::new().set("content", STANDARD.encode(pem.as_bytes())),
+                    ),
+            ),
+        )
+        .build();
+    Ok(to_json(&entry).into_bytes())
+}
+
+/// The log's answer to a create (or get): `{uuid: entry}` → (index, uuid,
+/// inclusion proof).
+fn parse_entry(body: &[u8]) -> Result<(i64, String, Option<Value>), String> {
+    let v = json::parse(body).map_err(|e| format!("log answered invalid JSON: {e}"))?;
+    let (uuid, entry) = v
+        .as_object()
+        .and_then(|o| o.iter().next())
+        .ok_or("log answered no entry")?;
+    let index = match entry.get("logIndex") {
+        Some(Value::Int(i)) => i.as_i64().ok_or("logIndex out of range")?,
+        None | Some(Value::Null) => 0,
+        Some(_) => return Err("logIndex is not an integer".into()),
+    };
+    let proof = entry
+        .get("verification")
+        .and_then(|v| v.get("inclusionProof"))
+        .filter(|p| p.as_object().is_some())
+        .cloned();
+    if uuid.is_empty() || uuid == crate::consensus::NO_REKOR_UUID {
+        return Err("log answered the placeholder UUID".into());
+    }
+    Ok((index, uuid.clone(), proof))
+}
+
+enum Post {
+    Done(i64, String, Option<Value>),
+    Transient(String),
+    Permanent(u16, String),
+}
+
+async fn post(client: &reqwest::Client, base: &str, body: Vec<u8>) -> Post {
+    let url = format!("{base}/api/v1/log/entries");
+    let resp = match client
+        .post(&url)
+        .header("content-type", "application/json")
+        .header("accept", "application/json")
+        .body(body)
+        .send()
+        .await
+    {
+        Ok(r) => r,
+        Err(e) => return Post::Transient(format!("log unreachable: {e}")),
+    };
+    let status = resp.status().as_u16();
+    let location = resp
+        .headers()
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let bytes = match resp.bytes().await {
+        Ok(b) => b,
+        Err(e) => return Post::Transient(format!("log answer unreadable: {e}")),
+    };
+    match status {
+        200..=299 => match parse_entry(&bytes) {
+            Ok((i, u, p)) => Post::Done(i, u, p),
+            // A success we cannot read is retried (a retry gets a 409 and
+            // the Location of the entry).
+            Err(e) => Post::Transient(e),
+        },
+        409 => match location {
+            Some(loc) => {
+                let url = if loc.starts_with("http://") || loc.starts_with("https://") {
+                    loc
+                } else {
+                    format!("{base}/{}", loc.trim_start_matches('/'))
+                };
+                match client.get(&url).send().await {
+                    Ok(r) if r.status().is_success() => match r.bytes().await {
+                        Ok(b) => match parse_entry(&b) {
+                            Ok((i, u, p)) => Post::Done(i, u, p),
+                            Err(e) => Post::Transient(e),
+                        },
+                        Err(e) => Post::Transient(e.to_string()),
+                    },
+                    Ok(r) => Post::Transient(format!("existing entry: HTTP {}", r.status())),
+                    Err(e) => Post::Transient(e.to_string()),
+                }
+            }
+            None => Post::Permanent(409, "log answered 409 without a Location".into()),
+        },
+        408 | 429 | 500..=599 => Post::Transient(format!("log answered HTTP {status}")),
+        _ => Post::Permanent(
+            status,
+            format!(
+                "log refused the entry: HTTP {status}: {}",
+                String::from_utf8_lossy(&bytes[..bytes.len().min(300)])
+            ),
+        ),
+    }
+}
+
+/// One anchoring attempt of the final attestation `attestation_id`.
+pub async fn anchor_one(state: &AppState, attestation_id: &str) -> AnchorOutcome {
+    let Some(base) = state.config().tlog_url.clone() else {
+        return AnchorOutcome::Disabled;
+    };
+    if !state.anchor_in_flight().claim(attestation_id) {
+        return AnchorOutcome::Skipped;
+    }
+    let outcome = attempt(state, &base, attestation_id).await;
+    state.anchor_in_flight().release(attestation_id);
+    outcome
+}
+
+async fn attempt(state: &AppState, base: &str, attestation_id: &str) -> AnchorOutcome {
+    let id = attestation_id.to_owned();
+    let s = state.clone();
+    let loaded = tokio::task::spawn_blocking(move || {
+        let conn = s.db().lock();
+        let terminal: bool = conn
+            .query_row(
+                "SELECT anchor_terminal FROM attestations WHERE attestation_id = ?1",
+                [&id],
+                |r| r.get(0),
+            )
+            .unwrap_or(true);
+        attestation::load_by_id(&conn, &id)
+            .ok()
+            .flatten()
+            .filter(|a| !a.anchored() && !terminal)
+    })
+    .await
+    .ok()
+    .flatten();
+    let Some(a) = loaded else {
+        return AnchorOutcome::Skipped;
+    };
+    let client = state.http();
+    let mut result = Post::Transient("not attempted".into());
+    for hash_form in [false, true] {
+        let body = match rekord_entry(state, &a.cose, hash_form) {
+            Ok(b) => b,
+            Err(e) => return AnchorOutcome::Permanent(e),
+        };
+        result = post(client, base, body).await;
+        // Only a refusal of the entry's *form* is worth the other form.
+        if !matches!(result, Post::Permanent(400 | 422, _)) {
+            break;
+        }
+    }
+    let id = attestation_id.to_owned();
+    let s = state.clone();
+    let outcome = match &result {
+        Post::Done(..) => AnchorOutcome::Anchored,
+        Post::Transient(e) => AnchorOutcome::Transient(e.clone()),
+        Post::Permanent(_, e) => AnchorOutcome::Permanent(e.clone()),
+    };
+    let stored = tokio::task::spawn_blocking(move || {
+        let conn = s.db().lock();
+        match result {
+            Post::Done(index, uuid, proof) => {
+                attestation::set_anchor(&conn, &id, index, &uuid, proof.as_ref())
+            }
+            Post::Transient(e) => attestation::record_anchor_failure(&conn, &id, false, &e),
+            Post::Permanent(_, e) => attestation::record_anchor_failure(&conn, &id, true, &e),
+        }
+    })
+    .await;
+    match stored {
+        Ok(Ok(())) => outcome,
+        Ok(Err(e)) => AnchorOutcome::Transient(format!("storing the anchor failed: {e}")),
+        Err(e) => AnchorOutcome::Transient(format!("storing the anchor failed: {e}")),
+    }
+}
+
+/// Tries every final attestation still waiting for the log.
+pub async fn anchor_pending(state: &AppState) {
+    if state.config().tlog_url.is_none() {
+        return;
+    }
+    let s = state.clone();
+    let ids = tokio::task::spawn_blocking(move || {
+        let conn = s.db().lock();
+        attestation::pending_anchors(&conn).unwrap_or_default()
+    })
+    .await
+    .unwrap_or_default();
+    for id in ids {
+        if let AnchorOutcome::Transient(_) = anchor_one(state, &id).await {
+            // The log is down: the rest would fail the same way.
+            break;
+        }
+    }
+}
+
+/// The background anchorer: runs when woken and every `anchor_retry`.
+pub(crate) async fn run(state: AppState) {
+    let every = state.config().anchor_retry;
+    loop {
+        anchor_pending(&state).await;
+        tokio::select! {
+            () = state.anchor_wake().notified() => {}
+            () = tokio::time::sleep(every) => {}
+        }
+    }
+}
