@@ -355,6 +355,29 @@ impl CoseSign1 {
         Ok(VerifiedSigner { public_key })
     }
 
+    /// General RFC 9052 verification under a key the caller supplies, for
+    /// COSE_Sign1 messages outside this protocol (where the kid may be absent,
+    /// unprotected, or not a public key): `alg` must be EdDSA over Ed25519 and
+    /// the signature valid (`verify_strict`) over the Sig_structure built
+    /// from the received protected bytes. Protocol messages use
+    /// [`CoseSign1::verify`], which also binds the kid.
+    pub fn verify_with_key(&self, key: &VerifyingKey) -> Result<(), CoseError> {
+        match self.alg {
+            None => return Err(CoseError::MissingAlgorithm),
+            Some(ALG_EDDSA) => {}
+            Some(alg) => return Err(CoseError::UnsupportedAlgorithm { alg }),
+        }
+        let sig_bytes: [u8; 64] =
+            self.signature
+                .as_slice()
+                .try_into()
+                .map_err(|_| CoseError::BadSignatureLength {
+                    len: self.signature.len(),
+                })?;
+        key.verify_strict(&self.sig_structure(), &Signature::from_bytes(&sig_bytes))
+            .map_err(|_| CoseError::SignatureInvalid)
+    }
+
     /// Signs `payload` as the coordinator does: protected `{1: -8, 4:
     /// hex(pubkey)}`, unprotected `{}`, untagged.
     pub fn sign(payload: Vec<u8>, key: &SigningKey) -> CoseSign1 {
