@@ -71,3 +71,53 @@ fn a_flipped_signature_bit_is_reported_invalid() {
         run.stdout
     );
 }
+
+#[test]
+fn signer_pinning() {
+    let ctx = Ctx::new();
+    let coordinator = vector("coordinator_pubkey_hex");
+    let run = ctx
+        .run(&[
+            &"receipts",
+            &"show",
+            &fixture("receipt.cose"),
+            &"--signer",
+            &coordinator,
+        ])
+        .ok();
+    assert!(
+        run.stdout.contains("signer pin:  checked"),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stdout.contains("signature:   valid"), "{}", run.stdout);
+    let run = ctx
+        .run(&[
+            &"receipts",
+            &"show",
+            &fixture("receipt.cose"),
+            &"--signer",
+            &TENANT_PUB,
+        ])
+        .code(1);
+    assert!(
+        run.stdout.contains("signature:   INVALID"),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stderr.contains(TENANT_PUB), "{}", run.stderr);
+    let run = ctx
+        .run(&[
+            &"receipts",
+            &"show",
+            &fixture("receipt.cose"),
+            &"--signer",
+            &"xyz",
+        ])
+        .code(2);
+    assert!(
+        run.stderr.contains("not an Ed25519 public key"),
+        "{}",
+        run.stderr
+    );
+}
