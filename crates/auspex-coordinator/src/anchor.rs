@@ -49,11 +49,15 @@ impl InFlight {
             .insert(id.to_owned())
     }
 
-    fn release(&self, id: &str) {
+    fn busy(&self, id: &str) -> bool {
         self.0
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .remove(id);
+            .contains(id)
+    }
+
+    fn release(&self, id: &str) {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).remove(id);
     }
 }
 
@@ -208,6 +212,15 @@ pub async fn anchor_one(state: &AppState, attestation_id: &str) -> AnchorOutcome
         return AnchorOutcome::Disabled;
     };
     if !state.anchor_in_flight().claim(attestation_id) {
+        // Another caller (the background task) is anchoring it: wait for
+        // that attempt (bounded by the request timeout) so this caller
+        // sees its outcome.
+        let deadline = tokio::time::Instant::now() + state.config().tlog_timeout * 2;
+        while state.anchor_in_flight().busy(attestation_id)
+            && tokio::time::Instant::now() < deadline
+        {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
         return AnchorOutcome::Skipped;
     }
     let outcome = attempt(state, &base, attestation_id).await;

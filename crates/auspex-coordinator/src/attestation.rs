@@ -381,11 +381,9 @@ fn predicate_bytes(p: &PredicateInput<'_>) -> Vec<u8> {
                 text(key, &mut out);
                 write_diverged(p.diverged, &mut out);
             }
-            "partial" => {
-                if p.partial {
-                    text(key, &mut out);
-                    out.push(0xf5);
-                }
+            "partial" if p.partial => {
+                text(key, &mut out);
+                out.push(0xf5);
             }
             _ => {}
         }
@@ -423,7 +421,10 @@ fn build(
         partial,
     });
     let statement = Statement::wrap(
-        &format!("{}{attestation_id}", auspex_crypto::attestation::SUBJECT_PREFIX),
+        &format!(
+            "{}{attestation_id}",
+            auspex_crypto::attestation::SUBJECT_PREFIX
+        ),
         ALGORITHM.predicate_type(),
         predicate,
     );
@@ -630,7 +631,9 @@ pub fn response_value(a: &StoredAttestation) -> ApiResult<Value> {
         .opt("rekor_inclusion_proof", a.rekor_inclusion_proof.clone())
         .set(
             "diverged_units",
-            p.diverged_units.as_ref().map_or(Value::Array(Vec::new()), cbor_json),
+            p.diverged_units
+                .as_ref()
+                .map_or(Value::Array(Vec::new()), cbor_json),
         )
         .build())
 }
@@ -736,6 +739,82 @@ pub fn current_set(
 mod tests {
     use super::*;
 
+    /// Builds a final attestation over `n` synthetic units straight from
+    /// the database (100k in release: the < 2 s target; 2k in debug).
+    #[test]
+    fn attestation_build_time() {
+        let n: usize = if cfg!(debug_assertions) {
+            2_000
+        } else {
+            100_000
+        };
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = crate::db::Db::open(&dir.path().join("c.db")).expect("db");
+        let mut conn = db.lock();
+        let tx = conn.transaction().expect("tx");
+        tx.execute(
+            "INSERT INTO experiments (experiment_id, tenant_id, label, manifest_hash, status, \
+             submitted_at, integrity_policy, replication_target, replication_floor, \
+             required_capabilities, reducer_kind, submissions_finalized) VALUES ('exp-1', 't', \
+             'lab', 'h', 'completed', 'now', 'standard', 2, 2, '{}', \
+             'builtin_hash_agreement', 1)",
+            [],
+        )
+        .expect("experiment");
+        for i in 0..n {
+            let unit = format!("unit-{i:07}");
+            let hash = auspex_wire::sha256_hex(unit.as_bytes());
+            tx.execute(
+                "INSERT INTO work_units (experiment_id, unit_id, payload_json, \
+                 unit_payload_sha256, status, replication_target, created_at) \
+                 VALUES ('exp-1', ?1, '{}', ?2, 'completed', 2, 'now')",
+                params![unit, hash],
+            )
+            .expect("unit");
+            tx.execute(
+                "INSERT INTO results (result_id, experiment_id, unit_id, assignment_id, \
+                 worker_id, worker_pubkey_hex, exit_code, payload_json, worker_signature, \
+                 completed_at, completed_at_key, received_at, semantic_hash, result_sha256, \
+                 is_consensus, environment_json) VALUES (?1, 'exp-1', ?2, 'a', 'w', 'k', 0, \
+                 '{}', 's', 'now', 'now', 'now', ?3, ?3, 1, '{\"worker_version\":\"0.2.80\"}')",
+                params![format!("res-{i}"), unit, hash],
+            )
+            .expect("result");
+            tx.execute(
+                "INSERT INTO receipts (receipt_id, experiment_id, unit_id, result_id, worker_id, \
+                 worker_pubkey, cose_blob, body_cbor, signing_key_pubkey_hex, issued_at) \
+                 VALUES (?1, 'exp-1', ?2, ?3, 'w', 'k', x'00', x'00', 'k', 'now')",
+                params![format!("rcpt-{i}"), unit, format!("res-{i}")],
+            )
+            .expect("receipt");
+            tx.execute(
+                "INSERT INTO unit_consensus (experiment_id, unit_id, method, agreed, \
+                 agreeing_workers, outlier_count, outlier_result_hashes_json, integrity_basis, \
+                 recorded_at) VALUES ('exp-1', ?1, 'builtin_hash_agreement', 1, 2, 0, '[]', \
+                 'within_cell_exact', 'now')",
+                params![unit],
+            )
+            .expect("consensus");
+        }
+        tx.commit().expect("commit");
+        let e = crate::routes::experiments::load(&conn, "exp-1")
+            .expect("load")
+            .expect("experiment");
+        let key = CoordinatorKey::from_seed([3; 32]);
+        let started = std::time::Instant::now();
+        let tx = conn.transaction().expect("tx");
+        let (a, created) = ensure_final(&tx, &key, &e).expect("attestation");
+        tx.commit().expect("commit");
+        let took = started.elapsed();
+        assert!(created);
+        assert_eq!(a.unit_count as usize, n);
+        let p = predicate(&a).expect("predicate");
+        assert_eq!(p.units.len(), n);
+        if !cfg!(debug_assertions) {
+            assert!(took.as_secs_f64() < 2.0, "{n} units took {took:?}");
+        }
+    }
+
     #[test]
     fn key_orders_are_canonical() {
         assert_eq!(
@@ -809,7 +888,10 @@ mod tests {
             let p = ResultSetPredicate::decode(&bytes).expect("predicate");
             assert_eq!(p.partial, partial);
             assert_eq!(p.unit_count, 2);
-            assert_eq!(p.units[0].integrity_basis.as_deref(), Some("within_cell_tolerance"));
+            assert_eq!(
+                p.units[0].integrity_basis.as_deref(),
+                Some("within_cell_tolerance")
+            );
             assert_eq!(p.units[1].integrity_basis.as_deref(), Some("process_only"));
             assert!(p.units[0].environment.is_some() && p.units[1].environment.is_none());
             assert!(p.diverged_units.is_some());

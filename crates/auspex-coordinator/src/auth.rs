@@ -133,6 +133,13 @@ impl<S: Send + Sync> FromRequest<S> for RawRequest {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, _state: &S) -> Result<RawRequest, ApiError> {
+        RawRequest::read(req, MAX_BODY_BYTES).await
+    }
+}
+
+impl RawRequest {
+    /// Reads `req` with a body cap of `limit` bytes (413 beyond it).
+    pub async fn read(req: Request, limit: usize) -> Result<RawRequest, ApiError> {
         let (parts, body) = req.into_parts();
         let target = parts
             .uri
@@ -150,7 +157,7 @@ impl<S: Send + Sync> FromRequest<S> for RawRequest {
         {
             headers.push(("host".to_owned(), a.as_str().to_owned()));
         }
-        let body = axum::body::to_bytes(body, MAX_BODY_BYTES)
+        let body = axum::body::to_bytes(body, limit)
             .await
             .map_err(|_| ApiError::PayloadTooLarge)?;
         Ok(RawRequest {
@@ -248,6 +255,40 @@ fn authenticate_inner(
         }
     }
     Ok(credential)
+}
+
+/// Proof of possession (§2.3): the signature must verify under the
+/// request's own keyid, with no registry lookup. Returns the key (lowercase
+/// hex). Missing signature headers are 401 `signature_required`.
+pub fn authenticate_self_signed(state: &AppState, req: &RawRequest) -> Result<String, ApiError> {
+    if req.header("signature-input").is_none() || req.header("signature").is_none() {
+        return Err(unauthorized(
+            "signature_required",
+            "this route needs an RFC 9421 signature by the applying key",
+            Obj::new(),
+        ));
+    }
+    let headers: Vec<(&str, &str)> = req
+        .headers
+        .iter()
+        .map(|(n, v)| (n.as_str(), v.as_str()))
+        .collect();
+    let parts = RequestParts::new(&req.method, &req.target, &headers, &req.body);
+    let now = now_micros().div_euclid(1_000_000);
+    let mut signer: Option<String> = None;
+    let policy = Policy::default().window(state.config().signature_window_secs);
+    verify_request(
+        &parts,
+        now,
+        |keyid| {
+            let key = parse_pubkey(keyid)?;
+            signer = Some(keyid.to_ascii_lowercase());
+            Some(key)
+        },
+        &policy,
+    )
+    .map_err(|e| sig_error(&e))?;
+    signer.ok_or_else(|| unauthorized("invalid_signature", "unknown key", Obj::new()))
 }
 
 fn sig_error(e: &HttpSigError) -> ApiError {

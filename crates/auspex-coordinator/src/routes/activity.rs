@@ -56,11 +56,6 @@ fn active_workers(conn: &Connection, schedulable: bool) -> rusqlite::Result<Vec<
         .collect())
 }
 
-/// The number of active workers network-wide.
-pub fn network_active_workers(conn: &Connection) -> rusqlite::Result<usize> {
-    Ok(active_workers(conn, false)?.len())
-}
-
 fn queue(conn: &Connection, e: &ExperimentRow) -> rusqlite::Result<(Option<i64>, i64)> {
     let mut stmt = conn.prepare_cached(
         "SELECT e.experiment_id FROM experiments e WHERE e.status = 'approved' AND EXISTS \
@@ -181,9 +176,15 @@ pub fn get(state: &AppState, cred: &Credential, experiment_id: &str) -> ApiResul
         .set("completions_total", completions)
         .set("replication_target_total", targets)
         .set("network_active_workers", active as u64)
-        .opt("required_capabilities", (!caps_empty).then_some(caps.clone()))
+        .opt(
+            "required_capabilities",
+            (!caps_empty).then_some(caps.clone()),
+        )
         .opt("capable_worker_count", capable)
-        .opt("capable_busy_count", busy.filter(|_| capable.unwrap_or(0) > 0))
+        .opt(
+            "capable_busy_count",
+            busy.filter(|_| capable.unwrap_or(0) > 0),
+        )
         .opt("liveness_note", liveness_note)
         .opt("diverged_unit_count", diverged)
         .opt("run_phase", phase)

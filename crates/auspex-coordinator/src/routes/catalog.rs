@@ -28,7 +28,15 @@ use super::{Body, experiments, query_get, require_maintainer};
 
 /// One curated catalog model: id, display name, family, parameters (B),
 /// quantisation, approximate RAM (GB), Hugging Face repository.
-type Curated = (&'static str, &'static str, &'static str, f64, &'static str, f64, &'static str);
+type Curated = (
+    &'static str,
+    &'static str,
+    &'static str,
+    f64,
+    &'static str,
+    f64,
+    &'static str,
+);
 
 /// The static catalog of the devnet (small models a laptop worker serves).
 const CURATED: &[Curated] = &[
@@ -68,9 +76,8 @@ struct Active {
 }
 
 fn active(conn: &Connection) -> rusqlite::Result<Vec<Active>> {
-    let cutoff = crate::util::iso_from_micros(
-        crate::util::now_micros() - ACTIVE_HEARTBEAT_SECS * 1_000_000,
-    );
+    let cutoff =
+        crate::util::iso_from_micros(crate::util::now_micros() - ACTIVE_HEARTBEAT_SECS * 1_000_000);
     let mut stmt = conn.prepare_cached(
         "SELECT capabilities_json FROM workers WHERE retired_at IS NULL \
          AND quarantined_at IS NULL AND last_heartbeat_at > ?1",
@@ -116,7 +123,9 @@ fn plain_forbidden(detail: &str) -> ApiError {
 /// worker_count}], total_active_workers}`, by count then id.
 pub fn catalog(state: &AppState, cred: &Credential) -> ApiResult<Response> {
     if !cred.is_maintainer() && cred.tenant_id().is_none() {
-        return Err(plain_forbidden("researcher or maintainer credential required"));
+        return Err(plain_forbidden(
+            "researcher or maintainer credential required",
+        ));
     }
     let conn = state.db().lock();
     let workers = active(&conn)?;
@@ -187,10 +196,7 @@ pub fn supported(state: &AppState, cred: &Credential) -> ApiResult<Response> {
         let param_b = curated.map(|c| c.3);
         let v = Obj::new()
             .set("model_id", id.as_str())
-            .set(
-                "display_name",
-                curated.map_or(id.as_str(), |c| c.1),
-            )
+            .set("display_name", curated.map_or(id.as_str(), |c| c.1))
             .set("family", curated.map_or(Value::Null, |c| Value::from(c.2)))
             .set("param_b", param_b.map_or(Value::Null, Value::Float))
             .set("quant", curated.map_or(Value::Null, |c| Value::from(c.4)))
@@ -291,7 +297,11 @@ fn model_request_value(r: &rusqlite::Row<'_>) -> rusqlite::Result<Value> {
 
 /// `POST /model-requests` (researcher, 201): `status` is `available` when
 /// an active worker already holds the model, else `pending`.
-pub fn model_request_create(state: &AppState, cred: &Credential, body: &Body) -> ApiResult<Response> {
+pub fn model_request_create(
+    state: &AppState,
+    cred: &Credential,
+    body: &Body,
+) -> ApiResult<Response> {
     let mut errors = Vec::new();
     let model_id = text_field(body, "model_id", 1, 256, true, &mut errors);
     let hf_repo = text_field(body, "hf_repo", 0, 256, false, &mut errors);
@@ -335,7 +345,9 @@ pub fn model_request_list(
     query: &[(String, String)],
 ) -> ApiResult<Response> {
     if !cred.is_maintainer() && cred.tenant_id().is_none() {
-        return Err(plain_forbidden("researcher or maintainer credential required"));
+        return Err(plain_forbidden(
+            "researcher or maintainer credential required",
+        ));
     }
     let status = query_get(query, "status");
     let tenant = cred.tenant_id();
@@ -486,11 +498,16 @@ pub fn software_list(
     query: &[(String, String)],
 ) -> ApiResult<Response> {
     if !cred.is_maintainer() && cred.tenant_id().is_none() {
-        return Err(plain_forbidden("researcher or maintainer credential required"));
+        return Err(plain_forbidden(
+            "researcher or maintainer credential required",
+        ));
     }
     let status = query_get(query, "status");
     if let Some(s) = status
-        && !matches!(s, "pending" | "assessed" | "approved" | "declined" | "released")
+        && !matches!(
+            s,
+            "pending" | "assessed" | "approved" | "declined" | "released"
+        )
     {
         return Err(ApiError::invalid(
             &["query", "status"],

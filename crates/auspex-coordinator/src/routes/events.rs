@@ -41,9 +41,7 @@ fn data_json(e: &Event) -> String {
     let mut o = Object::new();
     o.insert(
         "experiment_id".into(),
-        e.experiment_id
-            .as_deref()
-            .map_or(Value::Null, Value::from),
+        e.experiment_id.as_deref().map_or(Value::Null, Value::from),
     );
     if let Value::Object(d) = &e.data {
         for (k, v) in d {
@@ -133,7 +131,11 @@ async fn pump(
     }
 }
 
-fn stream_response(state: &AppState, filter: Option<String>, last_event_id: Option<u64>) -> Response {
+fn stream_response(
+    state: &AppState,
+    filter: Option<String>,
+    last_event_id: Option<u64>,
+) -> Response {
     // Subscribe before the replay is read, so nothing falls in between.
     let rx = state.events().subscribe();
     let (tx, body_rx) = mpsc::channel(64);

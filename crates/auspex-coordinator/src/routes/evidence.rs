@@ -45,7 +45,10 @@ async fn anchored(state: &AppState, a: StoredAttestation) -> ApiResult<StoredAtt
     if a.partial || a.anchored() || state.config().tlog_url.is_none() {
         return Ok(a);
     }
-    if anchor::anchor_one(state, &a.attestation_id).await != anchor::AnchorOutcome::Anchored {
+    if !matches!(
+        anchor::anchor_one(state, &a.attestation_id).await,
+        anchor::AnchorOutcome::Anchored | anchor::AnchorOutcome::Skipped
+    ) {
         return Ok(a);
     }
     let id = a.attestation_id.clone();
@@ -71,10 +74,7 @@ fn final_attestation(state: &AppState, e: &ExperimentRow) -> ApiResult<Option<St
     let (a, created) = attestation::ensure_final(&tx, state.key(), e)?;
     tx.commit()?;
     if created {
-        state.publish(
-            Some(&e.experiment_id),
-            [attestation::issued_event(&a)],
-        );
+        state.publish(Some(&e.experiment_id), [attestation::issued_event(&a)]);
     }
     Ok(Some(a))
 }
@@ -199,7 +199,14 @@ fn consensus_rows(conn: &Connection, experiment_id: &str) -> ApiResult<Vec<Row>>
                 .set("worker_pubkey_hex", r.get::<_, String>(6)?)
                 .set("exit_code", r.get::<_, i64>(7)?)
                 .set("environment", opt_json(r.get(8)?))
-                .set("schema_version", opt_json(r.get(9)?))
+                .set(
+                    "schema_version",
+                    match r.get::<_, rusqlite::types::Value>(9)? {
+                        rusqlite::types::Value::Integer(n) => Value::from(n),
+                        rusqlite::types::Value::Text(t) => parse_stored(&t),
+                        _ => Value::Null,
+                    },
+                )
                 .set("served_weights", opt_json(r.get(10)?))
                 .set(
                     "ran_under",
@@ -273,8 +280,9 @@ fn bundle(
         params![e.manifest_hash],
         |r| r.get(0),
     ))?;
-    let mut stmt = conn
-        .prepare("SELECT unit_id, payload_json FROM work_units WHERE experiment_id = ?1 ORDER BY unit_id")?;
+    let mut stmt = conn.prepare(
+        "SELECT unit_id, payload_json FROM work_units WHERE experiment_id = ?1 ORDER BY unit_id",
+    )?;
     let work_units: Vec<Value> = stmt
         .query_map(params![e.experiment_id], |r| {
             Ok(Obj::new()
@@ -296,7 +304,8 @@ fn bundle(
     }
     let mut receipts = Vec::with_capacity(receipt_ids.len());
     {
-        let mut stmt = conn.prepare_cached("SELECT cose_blob FROM receipts WHERE receipt_id = ?1")?;
+        let mut stmt =
+            conn.prepare_cached("SELECT cose_blob FROM receipts WHERE receipt_id = ?1")?;
         for id in &receipt_ids {
             let cose: Vec<u8> = stmt.query_row(params![id], |r| r.get(0))?;
             receipts.push(
@@ -403,7 +412,10 @@ fn bundle(
         .set("schema", auspex_wire::bundle::SCHEMA_V1)
         .set("experiment_id", e.experiment_id.as_str())
         .set("manifest_hash", e.manifest_hash.as_str())
-        .set("manifest", manifest.map_or(Value::Null, |m| parse_stored(&m)))
+        .set(
+            "manifest",
+            manifest.map_or(Value::Null, |m| parse_stored(&m)),
+        )
         .set("work_units", Value::Array(work_units))
         .set(
             "consensus_results",
@@ -413,7 +425,10 @@ fn bundle(
         .set("pre_registration", Value::Null)
         .set("deviations", Value::Array(Vec::new()))
         .set("receipts", Value::Array(receipts))
-        .set("attestation", att.map_or(Value::Null, attestation::bundle_block))
+        .set(
+            "attestation",
+            att.map_or(Value::Null, attestation::bundle_block),
+        )
         .set("transfer", transfer)
         .build())
 }

@@ -12,9 +12,9 @@ use rusqlite::{Connection, OptionalExtension as _, Transaction, params};
 use crate::AppState;
 use crate::attestation;
 use crate::auth::{Credential, forbidden};
-use crate::keys::CoordinatorKey;
 use crate::db::{ApiResult, unique_violation};
 use crate::error::{ApiError, json_response};
+use crate::keys::CoordinatorKey;
 use crate::util::{Obj, iso_now, now_micros, parse_stored, to_json, token_urlsafe};
 
 use super::{Body, query_get};
@@ -184,7 +184,10 @@ pub fn load_visible(
 }
 
 /// The presentation-only `run_phase` (§3.1); `None` for terminal states.
-pub(crate) fn run_phase(conn: &Connection, e: &ExperimentRow) -> rusqlite::Result<Option<&'static str>> {
+pub(crate) fn run_phase(
+    conn: &Connection,
+    e: &ExperimentRow,
+) -> rusqlite::Result<Option<&'static str>> {
     Ok(Some(match e.status.as_str() {
         status::SUBMITTED => "awaiting_assessment",
         status::PAUSED => "paused",

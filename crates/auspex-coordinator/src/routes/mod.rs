@@ -1,6 +1,12 @@
 //! The route table and the request plumbing shared by the route modules.
 
+pub mod activity;
+pub mod applications;
+pub mod catalog;
+pub mod events;
+pub mod evidence;
 pub mod experiments;
+pub mod packages;
 pub mod receipts;
 pub mod results;
 pub mod tenants;
@@ -10,10 +16,12 @@ pub mod workers;
 use auspex_wire::json::{self, Object, Value};
 use axum::Router;
 use axum::extract::{Path, State};
-use axum::response::Response;
+use axum::response::{IntoResponse as _, Response};
 use axum::routing::{get, post};
 
-use crate::auth::{Credential, RawRequest, authenticate, authenticate_once, forbidden};
+use crate::auth::{
+    Credential, RawRequest, authenticate, authenticate_once, authenticate_self_signed, forbidden,
+};
 use crate::db::ApiResult;
 use crate::error::{ApiError, validation_item};
 use crate::{AppState, blocking};
@@ -43,8 +51,64 @@ pub(crate) fn routes() -> Router<AppState> {
         )
         .route("/api/v0/experiments/{id}/results", get(results_list))
         .route(
+            "/api/v0/experiments/{id}/results/export",
+            get(evidence::export),
+        )
+        .route(
             "/api/v0/experiments/{id}/results/{result_id}",
             get(result_get),
+        )
+        .route(
+            "/api/v0/experiments/{id}/attestation",
+            get(evidence::get_attestation),
+        )
+        .route("/api/v0/experiments/{id}/activity", get(activity_get))
+        .route(
+            "/api/v0/experiments/{id}/events",
+            get(events::experiment_stream),
+        )
+        .route(
+            "/api/v0/experiments/{id}/events/recent",
+            get(experiment_events_recent),
+        )
+        .route("/api/v0/events", get(events::firehose))
+        .route("/api/v0/events/recent", get(events_recent))
+        .route(
+            "/api/v0/experiments/{id}/driver-heartbeat",
+            post(driver_heartbeat),
+        )
+        .route("/api/v0/models/catalog", get(models_catalog))
+        .route("/api/v0/models/supported", get(models_supported))
+        .route(
+            "/api/v0/model-requests",
+            post(model_request_create).get(model_request_list),
+        )
+        .route(
+            "/api/v0/model-requests/{id}/actions/{action}",
+            post(model_request_action),
+        )
+        .route(
+            "/api/v0/software-requests",
+            post(software_create).get(software_list),
+        )
+        .route(
+            "/api/v0/software-requests/{id}/actions/{action}",
+            post(software_action),
+        )
+        .route("/api/v0/packages", post(package_upload))
+        .route(
+            "/api/v0/packages/by-manifest/{hash}",
+            get(package_by_manifest),
+        )
+        .route("/api/v0/packages/{digest}", get(package_get))
+        .route(
+            "/api/v0/tenant-applications",
+            post(application_submit).get(application_list),
+        )
+        .route("/api/v0/tenant-applications/mine", get(application_mine))
+        .route(
+            "/api/v0/tenant-applications/{id}/actions/{action}",
+            post(application_action),
         )
         .route("/api/v0/experiments/{id}/receipts", get(receipts_list))
         .route("/api/v0/receipts/{receipt_id}", get(receipt_get))
@@ -161,6 +225,107 @@ handler!(
     |s, cred, _req, p: (String, String)| receipts::canonical(s, &cred, &p.0, &p.1)
 );
 
+handler!(activity_get, |s, cred, _req, id: String| activity::get(
+    s, &cred, &id
+));
+handler!(experiment_events_recent, |s, cred, req, id: String| {
+    results::viewer(&cred)?;
+    {
+        let conn = s.db().lock();
+        experiments::load_visible(&conn, &cred, &id)?;
+    }
+    events::recent(s, Some(&id), &req.target)
+});
+handler!(events_recent, |s, cred, req| {
+    require_maintainer(&cred)?;
+    events::recent(s, None, &req.target)
+});
+handler!(driver_heartbeat, |s, cred, req, id: String| {
+    let body = Body::parse(&req, true)?;
+    catalog::driver_heartbeat(s, &cred, &id, &body)
+});
+handler!(models_catalog, |s, cred, _req| catalog::catalog(s, &cred));
+handler!(models_supported, |s, cred, _req| catalog::supported(
+    s, &cred
+));
+handler!(model_request_create, |s, cred, req| {
+    let body = Body::parse(&req, true)?;
+    catalog::model_request_create(s, &cred, &body)
+});
+handler!(model_request_list, |s, cred, req| {
+    catalog::model_request_list(s, &cred, &query_params(&req.target))
+});
+handler!(model_request_action, |s, cred, req, p: (String, String)| {
+    let body = Body::parse(&req, true)?;
+    catalog::model_request_action(s, &cred, &p.0, &p.1, &body)
+});
+handler!(software_create, |s, cred, req| {
+    let body = Body::parse(&req, true)?;
+    catalog::software_create(s, &cred, &body)
+});
+handler!(software_list, |s, cred, req| {
+    catalog::software_list(s, &cred, &query_params(&req.target))
+});
+handler!(software_action, |s, cred, req, p: (String, String)| {
+    let body = Body::parse(&req, true)?;
+    catalog::software_action(s, &cred, &p.0, &p.1, &body)
+});
+handler!(package_by_manifest, |s, cred, _req, hash: String| {
+    packages::by_manifest(s, &cred, &hash)
+});
+handler!(package_get, |s, cred, _req, digest: String| packages::get(
+    s, &cred, &digest
+));
+handler!(application_list, |s, cred, req| {
+    let q = query_params(&req.target);
+    applications::list(s, &cred, query_get(&q, "status_filter"))
+});
+handler!(application_action, |s, cred, req, p: (String, String)| {
+    let body = Body::parse(&req, false)?;
+    applications::action(s, &cred, &p.0, &p.1, &body)
+});
+
+/// `POST /packages`: read with the 64 MiB package cap instead of 2 MiB.
+async fn package_upload(State(state): State<AppState>, req: axum::extract::Request) -> Response {
+    let req = match RawRequest::read(req, packages::MAX_PACKAGE_BYTES).await {
+        Ok(r) => r,
+        Err(ApiError::PayloadTooLarge) => {
+            return ApiError::with(
+                axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+                "package_too_large",
+                "the package is over 64 MiB",
+                crate::util::Obj::new().set("max_bytes", packages::MAX_PACKAGE_BYTES as u64),
+            )
+            .into_response();
+        }
+        Err(e) => return e.into_response(),
+    };
+    blocking(state, move |s| {
+        let cred = authenticate(s, &req)?;
+        packages::upload(s, &cred, &req)
+    })
+    .await
+}
+
+/// `POST /tenant-applications` (proof of possession).
+async fn application_submit(State(state): State<AppState>, req: RawRequest) -> Response {
+    blocking(state, move |s| {
+        let pubkey = authenticate_self_signed(s, &req)?;
+        let body = Body::parse(&req, true)?;
+        applications::submit(s, &pubkey, &body)
+    })
+    .await
+}
+
+/// `GET /tenant-applications/mine` (proof of possession).
+async fn application_mine(State(state): State<AppState>, req: RawRequest) -> Response {
+    blocking(state, move |s| {
+        let pubkey = authenticate_self_signed(s, &req)?;
+        applications::mine(s, &pubkey)
+    })
+    .await
+}
+
 /// `POST /workers/enroll` is anonymous: signature headers, if any, are not
 /// evaluated (the 0.2.80 worker sends it unsigned; a signature by the key
 /// being enrolled could not resolve yet anyway).
@@ -234,6 +399,20 @@ pub(crate) fn query_get<'a>(q: &'a [(String, String)], name: &str) -> Option<&'a
         .rev()
         .find(|(k, _)| k == name)
         .map(|(_, v)| v.as_str())
+}
+
+/// An optional boolean query parameter with Pydantic's spellings (422
+/// `bool_parsing` otherwise).
+pub(crate) fn query_bool(q: &[(String, String)], name: &str) -> ApiResult<bool> {
+    match query_get(q, name).map(str::to_ascii_lowercase).as_deref() {
+        None | Some("false" | "0" | "no" | "off" | "f" | "n") => Ok(false),
+        Some("true" | "1" | "yes" | "on" | "t" | "y") => Ok(true),
+        Some(_) => Err(ApiError::invalid(
+            &["query", name],
+            "bool_parsing",
+            "Input should be a valid boolean, unable to interpret input",
+        )),
+    }
 }
 
 /// FastAPI's pattern-mismatch item at `body.<field>`.

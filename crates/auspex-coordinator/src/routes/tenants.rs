@@ -72,7 +72,7 @@ pub fn add_tenant(state: &AppState, tenant: &NewTenant) -> Result<Value, TenantE
     insert_tenant(&conn, tenant)
 }
 
-fn insert_tenant(conn: &Connection, t: &NewTenant) -> Result<Value, TenantError> {
+pub(crate) fn insert_tenant(conn: &Connection, t: &NewTenant) -> Result<Value, TenantError> {
     if !valid_tenant_id(&t.tenant_id) {
         return Err(TenantError::InvalidId(t.tenant_id.clone()));
     }

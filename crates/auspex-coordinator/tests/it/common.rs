@@ -385,3 +385,191 @@ impl Worker {
         Some((unit, r))
     }
 }
+
+impl Worker {
+    /// A schema-v0 result body (what 0.5.5's bundle verifier re-checks).
+    pub fn result_body_v0(
+        &self,
+        unit_id: &str,
+        assignment_id: Option<&str>,
+        payload: Value,
+        completed_at: &str,
+    ) -> Value {
+        let p = auspex_wire::json::parse(
+            serde_json::to_string(&payload)
+                .expect("test step")
+                .as_bytes(),
+        )
+        .expect("test step");
+        let pubkey = self.pubkey();
+        let sig = SignedResult::v0(unit_id, &pubkey, completed_at, 0, &p).sign(&self.signing);
+        let mut b = json!({"unit_id": unit_id, "worker_pubkey": pubkey, "completed_at": completed_at,
+            "exit_code": 0, "payload": payload, "worker_signature": sig});
+        if let Some(a) = assignment_id {
+            b["assignment_id"] = json!(a);
+        }
+        b
+    }
+
+    /// Polls and answers until there is no more work; `v0` picks the
+    /// result-signature schema. Returns the units answered.
+    pub async fn drain(
+        &self,
+        net: &Net,
+        v0: bool,
+        payload_for: &dyn Fn(&str) -> Value,
+    ) -> Vec<String> {
+        let mut done = Vec::new();
+        loop {
+            let a = self.poll(net).await;
+            assert_eq!(a.status, 200, "{}", a.text);
+            let Some(unit) = a.body["work_unit"]["unit_id"].as_str().map(str::to_owned) else {
+                return done;
+            };
+            let aid = a.body["assignment_id"].as_str().map(str::to_owned);
+            let at = "2026-07-01T12:00:00.000001+00:00";
+            let body = if v0 {
+                self.result_body_v0(&unit, aid.as_deref(), payload_for(&unit), at)
+            } else {
+                self.result_body(&unit, aid.as_deref(), payload_for(&unit), at)
+            };
+            let r = self.submit(net, &unit, &body).await;
+            assert_eq!(r.status, 201, "{unit}: {}", r.text);
+            done.push(unit);
+        }
+    }
+}
+
+impl Net {
+    /// `finalize-submissions` by the tenant.
+    pub async fn finalize(&self, exp: &str) -> Resp {
+        self.post(
+            &tenant_key(),
+            &format!("/api/v0/experiments/{exp}/actions/finalize-submissions"),
+            &json!({}),
+        )
+        .await
+    }
+}
+
+/// A minimal Rekor v1 stand-in built on `auspex_crypto`'s test log: `POST
+/// /api/v1/log/entries` (rekord 0.0.1, `spec.data.content` or
+/// `spec.data.hash`), `GET /api/v1/log/entries/{uuid}`. While `down` is
+/// set it answers 503.
+pub struct FakeRekor {
+    pub addr: std::net::SocketAddr,
+    pub log: std::sync::Arc<std::sync::Mutex<auspex_crypto::tlog::testlog::TestLog>>,
+    pub down: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    pub posts: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl FakeRekor {
+    pub async fn start() -> FakeRekor {
+        use auspex_crypto::tlog::testlog::{LogSigner, TestLog, rekord_body};
+        use axum::extract::{Path, State};
+        use axum::http::StatusCode;
+        use axum::response::IntoResponse;
+        use base64::Engine as _;
+        use base64::engine::general_purpose::STANDARD;
+        use std::sync::atomic::Ordering;
+
+        type Shared = (
+            std::sync::Arc<std::sync::Mutex<TestLog>>,
+            std::sync::Arc<std::sync::atomic::AtomicBool>,
+            std::sync::Arc<std::sync::atomic::AtomicUsize>,
+        );
+        let mut first = TestLog::new(LogSigner::ed25519([42; 32]), "rekor.test").expect("test log");
+        // Someone else's entry first, so ours get non-zero indices (the
+        // SDKs print and compare `logIndex` only when it is non-zero).
+        first.append(rekord_body(&[0; 32], b"sig", b"key"), now());
+        let log = std::sync::Arc::new(std::sync::Mutex::new(first));
+        let down = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let posts = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let shared: Shared = (log.clone(), down.clone(), posts.clone());
+
+        async fn create(
+            State(s): State<Shared>,
+            body: axum::body::Bytes,
+        ) -> axum::response::Response {
+            if s.1.load(Ordering::SeqCst) {
+                return StatusCode::SERVICE_UNAVAILABLE.into_response();
+            }
+            s.2.fetch_add(1, Ordering::SeqCst);
+            let v: Value = match serde_json::from_slice(&body) {
+                Ok(v) => v,
+                Err(_) => return StatusCode::BAD_REQUEST.into_response(),
+            };
+            let spec = &v["spec"];
+            if v["kind"] != "rekord" || v["apiVersion"] != "0.0.1" {
+                return StatusCode::BAD_REQUEST.into_response();
+            }
+            let digest: [u8; 32] = if let Some(c) = spec["data"]["content"].as_str() {
+                let Ok(bytes) = STANDARD.decode(c) else {
+                    return StatusCode::BAD_REQUEST.into_response();
+                };
+                use sha2::Digest as _;
+                sha2::Sha256::digest(&bytes).into()
+            } else {
+                return StatusCode::BAD_REQUEST.into_response();
+            };
+            let sig = STANDARD
+                .decode(spec["signature"]["content"].as_str().unwrap_or(""))
+                .unwrap_or_default();
+            let key = STANDARD
+                .decode(
+                    spec["signature"]["publicKey"]["content"]
+                        .as_str()
+                        .unwrap_or(""),
+                )
+                .unwrap_or_default();
+            let mut log = s.0.lock().unwrap_or_else(|p| p.into_inner());
+            let index = log.append(rekord_body(&digest, &sig, &key), now());
+            let entry = log.entry(index).expect("entry");
+            let text = auspex_wire::json::canonical(&entry.to_value());
+            (
+                StatusCode::CREATED,
+                [("content-type", "application/json")],
+                text,
+            )
+                .into_response()
+        }
+
+        async fn fetch(
+            State(s): State<Shared>,
+            Path(uuid): Path<String>,
+        ) -> axum::response::Response {
+            let log = s.0.lock().unwrap_or_else(|p| p.into_inner());
+            for i in 0..log.size() {
+                let entry = log.entry(i).expect("entry");
+                if entry.uuid.as_deref() == Some(uuid.as_str()) {
+                    let text = auspex_wire::json::canonical(&entry.to_value());
+                    return (StatusCode::OK, [("content-type", "application/json")], text)
+                        .into_response();
+                }
+            }
+            StatusCode::NOT_FOUND.into_response()
+        }
+
+        let app = axum::Router::new()
+            .route("/api/v1/log/entries", axum::routing::post(create))
+            .route("/api/v1/log/entries/{uuid}", axum::routing::get(fetch))
+            .with_state(shared);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        FakeRekor {
+            addr,
+            log,
+            down,
+            posts,
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+}

@@ -211,7 +211,11 @@ async fn three_workers_consensus_receipts_pages() {
     assert_eq!(kinds.first(), Some(&"experiment.submitted"));
     assert_eq!(kinds.iter().filter(|k| **k == "unit.progress").count(), 15);
     assert_eq!(kinds.iter().filter(|k| **k == "receipt.issued").count(), 4);
-    assert_eq!(kinds.last(), Some(&"experiment.status"));
+    // Completion, then its attestation.
+    assert_eq!(
+        &kinds[kinds.len() - 2..],
+        &["experiment.status", "attestation.issued"]
+    );
 }
 
 #[tokio::test]

@@ -5,6 +5,8 @@ mod bad_input;
 mod common;
 mod conformance;
 mod durability;
+mod evidence;
 mod flow;
 mod interop;
+mod surface;
 mod workers;

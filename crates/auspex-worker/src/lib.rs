@@ -1,0 +1,68 @@
+//! `auspex-worker` — a volunteer worker for the AuspexAI network and the
+//! devnet, wire-compatible with the official `auspexai-worker` 0.2.80
+//! (`worker.md`).
+//!
+//! It owns the worker side of the protocol: enrolment (or reuse of an
+//! enrolment stored beside the key), heartbeats with the capabilities
+//! report, leasing (the assignment poll), package resolution and
+//! verification (manifest hash and package digest re-derived from what is
+//! staged), safe unpacking of fetched archives, running the executor under
+//! the exact invocation contract of §3 inside a bubblewrap sandbox with
+//! rlimits and a wall clock, checking its output, signing the result as
+//! schema v3 and uploading it (written to disk first, retried with back-off),
+//! polling for the canonical receipt until 200 or 410, refusals with the
+//! official kinds, graceful shutdown, and fault injection for tests and
+//! demos ([`Fault`]).
+//!
+//! It refuses: to run tenant code without the sandbox unless
+//! [`SandboxMode::None`] is chosen explicitly (logged loudly); packages whose
+//! manifest hash or digest does not match, or whose archive has links,
+//! devices, absolute or `..` paths or exceeds the size caps; a manifest
+//! swapped under a pinned experiment; outputs that are too large, not JSON,
+//! without an object `payload`, or with an out-of-range `exit_code`;
+//! executors that exit non-zero or print non-UTF-8. Models and inference
+//! (the broker of §7) are not served yet: `served_weights` is `{}` and
+//! `generation_options` `[]`, and a unit whose manifest pins a serving
+//! version is refused.
+//!
+//! The library never prints; log lines go to [`WorkerConfig::logger`].
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), auspex_worker::WorkerError> {
+//! use auspex_worker::{KeySource, WorkerConfig, run};
+//! let config = WorkerConfig::new(
+//!     "http://127.0.0.1:8080",
+//!     KeySource::Path("/var/lib/auspex-worker/worker_key.pem".into()),
+//!     "/var/lib/auspex-worker",
+//! );
+//! let stats = run(config, async {
+//!     let _ = tokio::signal::ctrl_c().await;
+//! })
+//! .await?;
+//! println!("{} results", stats.results.len());
+//! # Ok(()) }
+//! ```
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+
+mod caps;
+pub mod client;
+mod config;
+mod error;
+pub mod exec;
+pub mod jsonfmt;
+pub mod package;
+pub mod result;
+pub mod sandbox;
+pub mod state;
+mod worker;
+
+pub use caps::{WORKER_VERSION, capabilities};
+pub use config::{
+    BwrapOptions, Fault, KeySource, Level, Limits, Logger, SandboxMode, WorkerConfig,
+};
+pub use error::{Refusal, WorkerError, kind};
+pub use worker::{
+    MAX_SUBMIT_ATTEMPTS, ReceiptRecord, RefusalRecord, ResultRecord, WorkerHandle, WorkerStats,
+    run, spawn,
+};
