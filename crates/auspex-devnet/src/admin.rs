@@ -68,10 +68,13 @@ async fn call(
         source,
     })?;
     let status = resp.status().as_u16();
-    let bytes = resp.bytes().await.map_err(|source| AdminError::Unreachable {
-        url: url.clone(),
-        source,
-    })?;
+    let bytes = resp
+        .bytes()
+        .await
+        .map_err(|source| AdminError::Unreachable {
+            url: url.clone(),
+            source,
+        })?;
     let v = json::parse(&bytes).map_err(|e| AdminError::BadResponse(e.to_string()))?;
     if status >= 400 {
         let err = v.get("detail").and_then(|d| d.get("error"));
@@ -104,7 +107,13 @@ pub async fn add_tenant(
     let mut body = Object::new();
     body.insert("tenant_id".into(), Value::from(tenant_id));
     body.insert("maintainer_pubkey".into(), Value::from(pubkey_hex));
-    call(info, reqwest::Method::POST, "/api/v0/tenants", Some(Value::Object(body))).await
+    call(
+        info,
+        reqwest::Method::POST,
+        "/api/v0/tenants",
+        Some(Value::Object(body)),
+    )
+    .await
 }
 
 /// Approves experiment `experiment_id` (the coordinator's `exp-…` id).

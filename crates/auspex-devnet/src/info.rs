@@ -67,13 +67,24 @@ impl DevnetInfo {
     /// The description as JSON.
     pub fn to_value(&self) -> Value {
         let mut o = Object::new();
-        o.insert("coordinator_url".into(), Value::from(self.coordinator_url.as_str()));
-        o.insert("coordinator_pubkey".into(), Value::from(self.coordinator_pubkey.as_str()));
-        o.insert("maintainer_token_path".into(), path_value(&self.maintainer_token_path));
+        o.insert(
+            "coordinator_url".into(),
+            Value::from(self.coordinator_url.as_str()),
+        );
+        o.insert(
+            "coordinator_pubkey".into(),
+            Value::from(self.coordinator_pubkey.as_str()),
+        );
+        o.insert(
+            "maintainer_token_path".into(),
+            path_value(&self.maintainer_token_path),
+        );
         o.insert("tlog_url".into(), Value::from(self.tlog_url.clone()));
         o.insert(
             "trusted_root_path".into(),
-            self.trusted_root_path.as_deref().map_or(Value::Null, path_value),
+            self.trusted_root_path
+                .as_deref()
+                .map_or(Value::Null, path_value),
         );
         o.insert("state_dir".into(), path_value(&self.state_dir));
         o.insert("ephemeral".into(), Value::Bool(self.ephemeral));
@@ -169,7 +180,8 @@ impl DevnetInfo {
         match std::fs::read_to_string(format!("/proc/{}/stat", self.pid)) {
             // `pid (comm) S …`: the state letter follows the last ')'.
             Ok(stat) => !matches!(
-                stat.rsplit_once(')').and_then(|(_, rest)| rest.trim_start().chars().next()),
+                stat.rsplit_once(')')
+                    .and_then(|(_, rest)| rest.trim_start().chars().next()),
                 Some('Z' | 'X') | None
             ),
             Err(_) => false,
@@ -187,7 +199,10 @@ fn token_from_file(text: &str) -> Option<String> {
             Some(tokens) => tokens.first()?,
             None => &v,
         };
-        return entry.get("token").and_then(Value::as_str).map(str::to_owned);
+        return entry
+            .get("token")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
     }
     (!trimmed.is_empty()).then(|| trimmed.to_owned())
 }
@@ -229,7 +244,10 @@ mod tests {
         };
         let back = DevnetInfo::from_value(&info.to_value(), Path::new("x")).expect("valid");
         assert_eq!(back, info);
-        assert_eq!(token_from_file("{\"token\": \"abc\"}\n").as_deref(), Some("abc"));
+        assert_eq!(
+            token_from_file("{\"token\": \"abc\"}\n").as_deref(),
+            Some("abc")
+        );
         assert_eq!(token_from_file("abc\n").as_deref(), Some("abc"));
         assert_eq!(
             token_from_file("{\"tokens\": [{\"token\": \"t1\", \"login\": \"x\"}]}").as_deref(),

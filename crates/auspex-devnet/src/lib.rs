@@ -1,5 +1,6 @@
-//! `auspex-devnet` composes the devnet: a coordinator (and, as they land, a
-//! transparency log and workers) on 127.0.0.1 in one process, with state kept
+//! `auspex-devnet` composes the devnet: a Rekor-shaped transparency log and a
+//! coordinator that anchors its attestations in it (and, as they land,
+//! workers) on 127.0.0.1 in one process, with state kept
 //! in a directory the user names or in a temporary one, and the small
 //! maintainer client that `auspex devnet …` uses to administer a running
 //! devnet (add a tenant, approve an experiment, ask for its status).
@@ -45,6 +46,18 @@ pub enum DevnetError {
     /// The coordinator did not start.
     #[error("the coordinator did not start")]
     Coordinator(#[source] auspex_coordinator::StartError),
+    /// The transparency log did not start.
+    #[error("the transparency log did not start")]
+    Tlog(#[source] auspex_tlog::TlogError),
+    /// The log's trusted root could not be written.
+    #[error("cannot write the log's trusted root to {path}")]
+    TrustedRoot {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: auspex_crypto::atomic::AtomicWriteError,
+    },
     /// `devnet.json` (or the pointer file) could not be written.
     #[error(transparent)]
     Info(#[from] InfoError),
@@ -56,6 +69,7 @@ pub enum DevnetError {
 pub struct Devnet {
     info: DevnetInfo,
     coordinator: RunningCoordinator,
+    tlog: auspex_tlog::RunningTlog,
     pointer: Option<PathBuf>,
     _temp: Option<tempfile::TempDir>,
 }
@@ -73,8 +87,24 @@ impl Devnet {
                 (t.path().to_path_buf(), Some(t), true)
             }
         };
+        // The log first: the coordinator anchors attestations in it.
+        let tlog_dir = state_dir.join("tlog");
+        let tlog = auspex_tlog::serve(auspex_tlog::TlogConfig::new(&tlog_dir))
+            .await
+            .map_err(DevnetError::Tlog)?;
+        let trusted_root_path = tlog_dir.join("trusted_root.json");
+        auspex_crypto::atomic::write_atomic(
+            &trusted_root_path,
+            tlog.trusted_root_json().as_bytes(),
+            0o644,
+        )
+        .map_err(|source| DevnetError::TrustedRoot {
+            path: trusted_root_path.clone(),
+            source,
+        })?;
         let coord_dir = state_dir.join("coordinator");
-        let mut cc = auspex_coordinator::Config::new(&coord_dir);
+        let mut cc =
+            auspex_coordinator::Config::new(&coord_dir).tlog_url(Some(tlog.url().to_owned()));
         cc.bind = SocketAddr::from((Ipv4Addr::LOCALHOST, config.coordinator_port));
         cc.auto_approve = config.auto_approve;
         let coordinator = auspex_coordinator::serve(cc)
@@ -84,8 +114,8 @@ impl Devnet {
             coordinator_url: coordinator.url(),
             coordinator_pubkey: coordinator.state().key().public_hex().to_owned(),
             maintainer_token_path: coord_dir.join("maintainer.token"),
-            tlog_url: None,
-            trusted_root_path: None,
+            tlog_url: Some(tlog.url().to_owned()),
+            trusted_root_path: Some(trusted_root_path),
             state_dir: state_dir.clone(),
             ephemeral,
             auto_approve: config.auto_approve,
@@ -98,6 +128,7 @@ impl Devnet {
         Ok(Devnet {
             info,
             coordinator,
+            tlog,
             pointer: config.pointer,
             _temp: temp,
         })
@@ -117,6 +148,7 @@ impl Devnet {
     /// devnet, and removes the state directory if it was temporary.
     pub async fn shutdown(self) {
         self.coordinator.shutdown().await;
+        let _ = self.tlog.shutdown().await;
         if let Some(pointer) = &self.pointer {
             info::remove_pointer_if_ours(pointer, self.info.pid);
         }

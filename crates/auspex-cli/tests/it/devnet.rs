@@ -42,6 +42,21 @@ fn up(ctx: &Ctx, state: &Path, extra: &[&str]) -> (Up, serde_json::Value) {
     }
 }
 
+/// A plain HTTP/1.1 GET over a TCP socket (the tests need no HTTP client).
+fn http_get(base: &str, path: &str) -> String {
+    use std::io::{Read, Write};
+    let host = base.trim_start_matches("http://").trim_end_matches('/');
+    let mut s = std::net::TcpStream::connect(host).expect("connect");
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+    )
+    .expect("send");
+    let mut out = String::new();
+    s.read_to_string(&mut out).expect("read");
+    out
+}
+
 fn status(ctx: &Ctx) -> serde_json::Value {
     let run = ctx.run(&[&"devnet", &"status", &"--json"]).ok();
     serde_json::from_str(&run.stdout).expect("status JSON")
