@@ -2,7 +2,8 @@
 //! and full entries from a 100,000-leaf log, and the HTTP service under
 //! concurrent clients (group commit). Plain `Instant` timing:
 //! `cargo bench -p auspex-tlog --bench tlog` (release build; `-- --quick`
-//! for a smaller run). Prints Markdown table rows.
+//! for a smaller run, which is also what `cargo test --benches` runs).
+//! Prints Markdown table rows.
 #![allow(clippy::print_stdout, clippy::unwrap_used)]
 
 use std::sync::Arc;
@@ -43,7 +44,10 @@ fn row(what: &str, n: u64, secs: f64) {
 }
 
 fn main() {
-    let quick = std::env::args().any(|a| a == "--quick");
+    // `cargo bench` passes `--bench`; run as a test (`cargo test --benches`)
+    // or with `--quick`, the sizes are small (a smoke test).
+    let args: Vec<String> = std::env::args().collect();
+    let quick = !args.iter().any(|a| a == "--bench") || args.iter().any(|a| a == "--quick");
     let leaves: u64 = if quick { 10_000 } else { 100_000 };
     let signer = LogSigner::ed25519([0x42; 32]);
     let pem_b64 = STANDARD.encode(auspex_tlog::public_key_pem(&signer.public_key()).unwrap());
@@ -60,7 +64,11 @@ fn main() {
     for i in 0..n {
         log.submit(&proposal(i, &signer, &pem_b64)).unwrap();
     }
-    row("append (rekord checks + 1 commit each)", n, t.elapsed().as_secs_f64());
+    row(
+        "append (rekord checks + 1 commit each)",
+        n,
+        t.elapsed().as_secs_f64(),
+    );
 
     // Batched appends of canonical bodies, 256 per transaction.
     let bodies: Vec<Vec<u8>> = (n..leaves)
@@ -73,7 +81,11 @@ fn main() {
         let batch: Vec<Vec<u8>> = it.by_ref().take(256).collect();
         log.append_batch(batch).unwrap();
     }
-    row("append (batches of 256, 1 commit each)", m, t.elapsed().as_secs_f64());
+    row(
+        "append (batches of 256, 1 commit each)",
+        m,
+        t.elapsed().as_secs_f64(),
+    );
     let size = log.size().unwrap();
 
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
@@ -119,7 +131,9 @@ fn main() {
         .unwrap();
     rt.block_on(async {
         let dir = tempfile::tempdir().unwrap();
-        let tlog = auspex_tlog::serve(TlogConfig::new(dir.path())).await.unwrap();
+        let tlog = auspex_tlog::serve(TlogConfig::new(dir.path()))
+            .await
+            .unwrap();
         let url = Arc::new(tlog.url().to_owned());
         let clients = 16u64;
         let per = if quick { 50 } else { 250 };

@@ -72,7 +72,9 @@ pub enum TlogError {
         requested: String,
     },
     /// The name cannot be a log's host name.
-    #[error("log name {0:?} must be a host name or IP address (letters, digits, '.', '-', or [IPv6])")]
+    #[error(
+        "log name {0:?} must be a host name or IP address (letters, digits, '.', '-', or [IPv6])"
+    )]
     InvalidName(String),
     /// The database is not a log this crate wrote, or is damaged.
     #[error("the transparency-log state is damaged: {0}")]

@@ -104,8 +104,7 @@ pub(crate) fn load(path: &Path) -> Result<Option<LogSigner>, TlogError> {
         ));
     }
     let text = std::fs::read_to_string(path).map_err(|e| TlogError::io(path, e))?;
-    let (label, der) =
-        pem_decode(&text).ok_or_else(|| key_err(path, "not a PEM file"))?;
+    let (label, der) = pem_decode(&text).ok_or_else(|| key_err(path, "not a PEM file"))?;
     if label != "PRIVATE KEY" {
         return Err(key_err(
             path,
@@ -149,7 +148,9 @@ mod tests {
     fn both_key_types_round_trip() {
         let dir = tempfile::tempdir().expect("tempdir");
         for kind in [KeyType::Ed25519, KeyType::EcdsaP256] {
-            let path = dir.path().join(format!("{}.pem", kind.name().replace(' ', "")));
+            let path = dir
+                .path()
+                .join(format!("{}.pem", kind.name().replace(' ', "")));
             let made = create(&path, kind).expect("create");
             let again = load(&path).expect("load").expect("exists");
             assert_eq!(made.public_key(), again.public_key());
@@ -166,8 +167,11 @@ mod tests {
         }
         assert!(load(&dir.path().join("absent.pem")).expect("ok").is_none());
         let junk = dir.path().join("junk.pem");
-        std::fs::write(&junk, "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n")
-            .expect("write");
+        std::fs::write(
+            &junk,
+            "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
+        )
+        .expect("write");
         assert!(matches!(load(&junk), Err(TlogError::KeyFile { .. })));
     }
 }

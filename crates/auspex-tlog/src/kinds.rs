@@ -155,7 +155,10 @@ fn check_nesting(text: &[u8]) -> Result<(), ProposalError> {
 }
 
 fn rekord(spec: &Object) -> Result<Vec<u8>, ProposalError> {
-    let sig = obj(member(spec, "signature", "spec.signature")?, "spec.signature")?;
+    let sig = obj(
+        member(spec, "signature", "spec.signature")?,
+        "spec.signature",
+    )?;
     let format = string(sig, "format", "spec.signature.format")?;
     if format != "x509" {
         return Err(ProposalError::NotSupported(format!(
@@ -504,7 +507,9 @@ fn label<'a>(s: &'a str, path: &str) -> Result<&'a str, ProposalError> {
     if s.chars().count() > MAX_LABEL_CHARS || s.chars().any(char::is_control) {
         return Err(ProposalError::Invalid {
             path: path.to_owned(),
-            reason: format!("must be at most {MAX_LABEL_CHARS} characters without control characters"),
+            reason: format!(
+                "must be at most {MAX_LABEL_CHARS} characters without control characters"
+            ),
         });
     }
     Ok(s)
@@ -606,7 +611,10 @@ mod tests {
     fn rekord_refusals() {
         let signer = LogSigner::ed25519([9; 32]);
         let bad_sig = canonical_body(&rekord_proposal(b"x", &signer, Some(vec![0; 64])));
-        assert!(matches!(bad_sig, Err(ProposalError::Signature { .. })), "{bad_sig:?}");
+        assert!(
+            matches!(bad_sig, Err(ProposalError::Signature { .. })),
+            "{bad_sig:?}"
+        );
         for (doc, want) in [
             (&b"not json"[..], "not JSON"),
             (b"[]", "expected an object"),
@@ -655,7 +663,12 @@ mod tests {
             .and_then(|s| s.get("content"))
             .expect("content");
         assert!(content.get("payloadHash").is_some());
-        assert!(content.get("envelope").and_then(|e| e.get("payload")).is_none());
+        assert!(
+            content
+                .get("envelope")
+                .and_then(|e| e.get("payload"))
+                .is_none()
+        );
         let tampered = doc.replace(&STANDARD.encode(payload), &STANDARD.encode(b"other"));
         assert!(matches!(
             canonical_body(tampered.as_bytes()),

@@ -260,10 +260,13 @@ pub async fn serve(config: TlogConfig) -> Result<RunningTlog, TlogError> {
     if !config.bind.ip().is_loopback() {
         return Err(TlogError::NotLoopback(config.bind));
     }
-    let name = config.origin_name.clone().or_else(|| match config.bind.ip() {
-        IpAddr::V6(_) => Some("[::1]".to_owned()),
-        IpAddr::V4(_) => None,
-    });
+    let name = config
+        .origin_name
+        .clone()
+        .or_else(|| match config.bind.ip() {
+            IpAddr::V6(_) => Some("[::1]".to_owned()),
+            IpAddr::V4(_) => None,
+        });
     let opts = LogOptions {
         name,
         key_type: config.key_type,
@@ -367,7 +370,10 @@ fn writer_loop(mut log: Log, mut rx: mpsc::Receiver<Msg>) {
 
 fn router(state: Arc<AppState>) -> Router {
     Router::new()
-        .route("/api/v1/log/entries", post(create_entry).get(entry_by_index))
+        .route(
+            "/api/v1/log/entries",
+            post(create_entry).get(entry_by_index),
+        )
         .route("/api/v1/log/entries/{entry_id}", get(entry_by_id))
         .route("/api/v1/log", get(log_info))
         .route("/api/v1/log/proof", get(consistency))
@@ -483,7 +489,12 @@ fn is_json(ct: &HeaderValue) -> bool {
     let Ok(s) = ct.to_str() else {
         return false;
     };
-    let media = s.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    let media = s
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
     media == "application/json" || (media.starts_with("application/") && media.ends_with("+json"))
 }
 
@@ -523,8 +534,7 @@ async fn create_entry(State(st): State<Arc<AppState>>, headers: HeaderMap, body:
     if bytes.is_empty() {
         return status_error(StatusCode::BAD_REQUEST, "the request body is empty");
     }
-    let canonical = match tokio::task::spawn_blocking(move || kinds::canonical_body(&bytes)).await
-    {
+    let canonical = match tokio::task::spawn_blocking(move || kinds::canonical_body(&bytes)).await {
         Ok(Ok(b)) => b,
         Ok(Err(e)) => return status_error(StatusCode::BAD_REQUEST, e.to_string()),
         Err(e) => return status_error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
@@ -710,7 +720,10 @@ async fn consistency(State(st): State<Arc<AppState>>, RawQuery(q): RawQuery) -> 
                         .collect(),
                 ),
             );
-            o.insert("rootHash".into(), Value::from(auspex_wire::hex_lower(&root)));
+            o.insert(
+                "rootHash".into(),
+                Value::from(auspex_wire::hex_lower(&root)),
+            );
             json_response(StatusCode::OK, json::canonical(&Value::Object(o)))
         }
         Err(e) => from_error(&e),

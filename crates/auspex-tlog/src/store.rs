@@ -704,7 +704,13 @@ impl Log {
                     "INSERT INTO leaves (idx, leaf_hash, uuid, integrated_time, body) \
                      VALUES (?1, ?2, ?3, ?4, ?5)",
                 )?
-                .execute(params![to_i64(size)?, leaf.as_slice(), uuid, now, body])?;
+                .execute(params![
+                    to_i64(size)?,
+                    leaf.as_slice(),
+                    uuid,
+                    now,
+                    body
+                ])?;
                 for (level, idx, hash) in tree::completed_nodes(&view, size, leaf)? {
                     tx.prepare_cached("INSERT INTO nodes (level, idx, hash) VALUES (?1, ?2, ?3)")?
                         .execute(params![level, to_i64(idx)?, hash.as_slice()])?;

@@ -39,7 +39,7 @@ pub(crate) fn range_hash<S: NodeSource + ?Sized>(
         return Ok(merkle::empty_root());
     }
     let n = end - start;
-    if n.is_power_of_two() && start % n == 0 {
+    if n.is_power_of_two() && start.is_multiple_of(n) {
         let level = n.trailing_zeros();
         return s.node(level, start >> level);
     }
@@ -179,7 +179,15 @@ mod tests {
 
     #[test]
     fn split_points() {
-        for (n, k) in [(2, 1), (3, 2), (4, 2), (5, 4), (8, 4), (9, 8), (1 << 40, 1 << 39)] {
+        for (n, k) in [
+            (2, 1),
+            (3, 2),
+            (4, 2),
+            (5, 4),
+            (8, 4),
+            (9, 8),
+            (1 << 40, 1 << 39),
+        ] {
             assert_eq!(split_point(n), k, "{n}");
         }
         assert_eq!(split_point(u64::MAX), 1 << 63);

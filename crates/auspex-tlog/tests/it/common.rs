@@ -87,7 +87,10 @@ pub fn assert_consistent(log: &TransparencyLog, old: &str, new: &str, proof: &[H
         tlog::NEW_CHECKPOINT_SIGNATURE,
         tlog::CONSISTENCY_PROOF,
     ] {
-        assert!(report.passed(c), "{c:?} did not pass: {report:?}\n{old}\n{new}");
+        assert!(
+            report.passed(c),
+            "{c:?} did not pass: {report:?}\n{old}\n{new}"
+        );
     }
 }
 
@@ -105,7 +108,9 @@ pub fn parse(bytes: &[u8]) -> Value {
 }
 
 pub async fn start(dir: &Path) -> RunningTlog {
-    auspex_tlog::serve(TlogConfig::new(dir)).await.expect("serve")
+    auspex_tlog::serve(TlogConfig::new(dir))
+        .await
+        .expect("serve")
 }
 
 pub fn client() -> reqwest::Client {
@@ -116,11 +121,7 @@ pub fn client() -> reqwest::Client {
 }
 
 /// POSTs a proposal; returns status, `Location`, body.
-pub async fn post(
-    c: &reqwest::Client,
-    url: &str,
-    body: Vec<u8>,
-) -> (u16, Option<String>, Vec<u8>) {
+pub async fn post(c: &reqwest::Client, url: &str, body: Vec<u8>) -> (u16, Option<String>, Vec<u8>) {
     let r = c
         .post(format!("{url}/api/v1/log/entries"))
         .header("content-type", "application/json")

@@ -46,11 +46,20 @@ print(json.dumps(out))
 #[allow(clippy::print_stderr)] // says that a check was knowingly skipped
 fn python(version: &str, required: bool) -> Option<PathBuf> {
     let var = format!("AUSPEX_PYTHON_{}", version.replace('.', ""));
-    let path = std::env::var_os(&var).map(PathBuf::from).unwrap_or_else(|| {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../../target/py-{version}/bin/python"))
-    });
+    let path = std::env::var_os(&var)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join(format!("../../target/py-{version}/bin/python"))
+        });
     if path.exists() {
-        return Some(path);
+        // Resolve `..` through the venv's directory, not the interpreter
+        // (a symlink out of the venv): Python finds pyvenv.cfg from it.
+        let real = match (path.parent().map(Path::canonicalize), path.file_name()) {
+            (Some(Ok(dir)), Some(name)) => dir.join(name),
+            _ => path,
+        };
+        return Some(real);
     }
     if !required {
         eprintln!("auspexai-tenant {version} not installed: its Rekor check NOT RUN");
@@ -135,7 +144,11 @@ async fn the_official_sdk_reports_our_entries_included() {
     let mut jobs = Vec::new();
     for i in 0..13u64 {
         let cose = artifact(7000 + i);
-        let proposal = if i == 4 { intoto_legacy(&cose) } else { rekord(&cose, &submitter()) };
+        let proposal = if i == 4 {
+            intoto_legacy(&cose)
+        } else {
+            rekord(&cose, &submitter())
+        };
         let (status, _, body) = post(&c, &url, proposal).await;
         assert_eq!(status, 201, "{}", String::from_utf8_lossy(&body));
         let e = RekorEntry::parse(&body).expect("entry");

@@ -14,6 +14,9 @@ use auspex_tlog::Log;
 
 use crate::common::*;
 
+/// A 201 response body and the artifact it anchors.
+type Acked = (Vec<u8>, Vec<u8>);
+
 const CHILD_ENV: &str = "AUSPEX_TLOG_KILL_CHILD_STATE";
 
 /// In the child: serve the log in `$AUSPEX_TLOG_KILL_CHILD_STATE`, print its
@@ -48,7 +51,12 @@ impl Drop for Killed {
 fn spawn_child(dir: &std::path::Path) -> (Killed, String) {
     let exe = std::env::current_exe().expect("current exe");
     let mut child = Command::new(exe)
-        .args(["kill::child_server", "--exact", "--nocapture", "--test-threads=1"])
+        .args([
+            "kill::child_server",
+            "--exact",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env(CHILD_ENV, dir)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -59,7 +67,8 @@ fn spawn_child(dir: &std::path::Path) -> (Killed, String) {
     let mut url = None;
     for line in BufReader::new(stdout).lines() {
         let line = line.expect("line");
-        if let Some(u) = line.strip_prefix("AUSPEX_TLOG_URL ") {
+        // libtest prints "test kill::child_server ... " before it.
+        if let Some((_, u)) = line.split_once("AUSPEX_TLOG_URL ") {
             url = Some(u.trim().to_owned());
             break;
         }
@@ -72,7 +81,7 @@ async fn sigkill_under_load_loses_no_acknowledged_entry() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (mut child, url) = spawn_child(dir.path());
 
-    let acked: Arc<Mutex<Vec<(Vec<u8>, Vec<u8>)>>> = Arc::default();
+    let acked: Arc<Mutex<Vec<Acked>>> = Arc::default();
     let mut tasks = Vec::new();
     for t in 0..4u64 {
         let (url, acked) = (url.clone(), Arc::clone(&acked));
@@ -119,7 +128,11 @@ async fn sigkill_under_load_loses_no_acknowledged_entry() {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner),
     );
-    assert!(acked.len() >= 150, "only {} entries were acknowledged", acked.len());
+    assert!(
+        acked.len() >= 150,
+        "only {} entries were acknowledged",
+        acked.len()
+    );
 
     let log = Log::open(dir.path()).expect("reopen after SIGKILL");
     let size = log.verify_integrity().expect("the tree matches the leaves");
@@ -129,7 +142,9 @@ async fn sigkill_under_load_loses_no_acknowledged_entry() {
     for (body, a) in &acked {
         let served = RekorEntry::parse(body).expect("entry");
         let uuid = served.uuid.as_deref().expect("uuid");
-        let kept = log.entry_by_id(uuid).expect("acknowledged entry survives SIGKILL");
+        let kept = log
+            .entry_by_id(uuid)
+            .expect("acknowledged entry survives SIGKILL");
         assert_eq!(kept.log_index, served.log_index);
         assert_eq!(kept.body, served.body);
         // The entry as served before the kill still verifies.

@@ -65,7 +65,11 @@ async fn served_entries_verify_and_checkpoints_are_consistent() {
     let mut entries = Vec::new();
     for i in 0..24u64 {
         let a = artifact(i);
-        let proposal = if i % 6 == 5 { intoto_legacy(&a) } else { rekord(&a, &signer) };
+        let proposal = if i % 6 == 5 {
+            intoto_legacy(&a)
+        } else {
+            rekord(&a, &signer)
+        };
         let (status, loc, body) = post(&c, &url, proposal).await;
         assert_eq!(status, 201, "{}", String::from_utf8_lossy(&body));
         let e = RekorEntry::parse(&body).expect("entry");
@@ -79,7 +83,11 @@ async fn served_entries_verify_and_checkpoints_are_consistent() {
 
     // Fresh proofs against the current tree, by UUID, leaf hash and index.
     for (i, (uuid, a)) in entries.iter().enumerate() {
-        for id in [uuid.clone(), uuid[16..].to_owned(), uuid.to_ascii_uppercase()] {
+        for id in [
+            uuid.clone(),
+            uuid[16..].to_owned(),
+            uuid.to_ascii_uppercase(),
+        ] {
             let (status, body) = get(&c, &format!("{url}/api/v1/log/entries/{id}")).await;
             assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
             assert_verifies(&body, &root, Some(a));
@@ -95,7 +103,10 @@ async fn served_entries_verify_and_checkpoints_are_consistent() {
     // The log info's signed tree head.
     let (_, body) = get(&c, &format!("{url}/api/v1/log")).await;
     let info = parse(&body);
-    let sth = info.get("signedTreeHead").and_then(Value::as_str).expect("sth");
+    let sth = info
+        .get("signedTreeHead")
+        .and_then(Value::as_str)
+        .expect("sth");
     let tl = &root.tlogs[0];
     let key = tl.key.as_ref().expect("key");
     let cp = verify_checkpoint(sth, key, tl.note_name()).expect("signed tree head verifies");
@@ -110,7 +121,9 @@ async fn served_entries_verify_and_checkpoints_are_consistent() {
         Some(tlog.tree_id().to_string().as_str())
     );
     assert_eq!(
-        info.get("inactiveShards").and_then(Value::as_array).map(Vec::len),
+        info.get("inactiveShards")
+            .and_then(Value::as_array)
+            .map(Vec::len),
         Some(0)
     );
     served.push((24, sth.to_owned()));
@@ -140,11 +153,17 @@ async fn served_entries_verify_and_checkpoints_are_consistent() {
             .is_some_and(|m| m.contains(&entries[0].0))
     );
     let (_, body) = get(&c, &format!("{url}/api/v1/log")).await;
-    assert_eq!(parse(&body).get("treeSize").and_then(|v| v.as_str_int()), Some(24));
+    assert_eq!(
+        parse(&body).get("treeSize").and_then(|v| v.as_str_int()),
+        Some(24)
+    );
 
     tlog.shutdown().await.expect("shutdown");
     assert_eq!(
-        Log::open(dir.path()).expect("open").verify_integrity().expect("integrity"),
+        Log::open(dir.path())
+            .expect("open")
+            .verify_integrity()
+            .expect("integrity"),
         24
     );
 }
@@ -444,7 +463,11 @@ async fn bad_input_answers_4xx_with_rekors_error_shape() {
         .await
         .expect("delete");
     assert_eq!(r.status().as_u16(), 405);
-    let r = c.put(format!("{url}/api/v1/log")).send().await.expect("put");
+    let r = c
+        .put(format!("{url}/api/v1/log"))
+        .send()
+        .await
+        .expect("put");
     assert_eq!(r.status().as_u16(), 405);
 
     // Mutations of a good proposal: never a 5xx.
@@ -496,7 +519,11 @@ fn assert_error_shape(resp: &[u8], code: u16) {
         Some(u64::from(code)),
         "{v:?}"
     );
-    assert!(o.get("message").and_then(Value::as_str).is_some_and(|m| !m.is_empty()));
+    assert!(
+        o.get("message")
+            .and_then(Value::as_str)
+            .is_some_and(|m| !m.is_empty())
+    );
 }
 
 /// Integer accessor for the tests.
