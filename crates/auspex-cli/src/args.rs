@@ -32,6 +32,10 @@ pub enum Command {
     /// Verify transparency-log (Rekor) entries offline.
     #[command(subcommand)]
     Tlog(TlogCommand),
+    /// Run a volunteer worker: lease work units from a coordinator (a devnet
+    /// or the network), run them sandboxed, sign and upload the results.
+    #[command(subcommand)]
+    Worker(WorkerCommand),
 }
 
 /// `auspex key …`
@@ -140,6 +144,51 @@ pub enum TlogCommand {
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
+    },
+}
+
+/// `auspex worker …`
+#[derive(Debug, Subcommand)]
+pub enum WorkerCommand {
+    /// Enrol (once per key and coordinator), then heartbeat, lease, run and
+    /// upload work units until Ctrl-C or SIGTERM (the unit in hand is
+    /// finished, or refused after the grace period).
+    Run {
+        /// The coordinator's base URL [default: the running devnet's].
+        #[arg(long, value_name = "URL")]
+        coordinator: Option<String>,
+        /// The worker's Ed25519 key, created if missing [default:
+        /// ~/.local/share/auspex-worker/worker_key].
+        #[arg(long, value_name = "PATH")]
+        key: Option<PathBuf>,
+        /// State: workspaces, package cache, pending results, receipts
+        /// [default: ~/.local/state/auspex-worker].
+        #[arg(long, value_name = "DIR")]
+        work_dir: Option<PathBuf>,
+        /// Model store (one directory per model id), reported to the
+        /// coordinator and bound read-only for units that name the model.
+        #[arg(long, value_name = "DIR")]
+        models: Option<PathBuf>,
+        /// Units run in parallel, each in its own workspace.
+        #[arg(long, value_name = "N", default_value_t = 1)]
+        concurrency: usize,
+        /// Run tenant code WITHOUT any isolation (network, files, this
+        /// worker's key). Only for code you trust.
+        #[arg(long)]
+        no_sandbox: bool,
+        /// The bubblewrap binary.
+        #[arg(long, value_name = "PATH", default_value = "/usr/bin/bwrap")]
+        bwrap: PathBuf,
+        /// Wall-clock limit of one unit, in seconds.
+        #[arg(long, value_name = "SECS", default_value_t = 600)]
+        timeout: u64,
+        /// Seconds between assignment polls while idle.
+        #[arg(long, value_name = "SECS", default_value_t = 3.0)]
+        poll_interval: f64,
+        /// Inject a fault, for tests and demos: wrong-answer, crash, hang,
+        /// garbage, slow or slow:SECS.
+        #[arg(long, value_name = "FAULT")]
+        fault: Option<String>,
     },
 }
 

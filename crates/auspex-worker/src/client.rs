@@ -72,12 +72,21 @@ pub enum ClientError {
 }
 
 impl ClientError {
-    /// Worth retrying later: no answer, 5xx, 408, 429.
+    /// Worth retrying later: no answer, 5xx, 408, 429, and a 401 for a
+    /// replayed signature (two identical requests signed in one second by
+    /// two processes holding this key, e.g. across a restart).
     pub fn is_transient(&self) -> bool {
         match self {
             ClientError::Transport { .. } => true,
-            ClientError::Status { status, .. } => {
-                *status >= 500 || *status == 408 || *status == 429
+            ClientError::Status {
+                status, details, ..
+            } => {
+                *status >= 500
+                    || *status == 408
+                    || *status == 429
+                    || (*status == 401
+                        && details.get("reason").and_then(Value::as_str)
+                            == Some("replayed_signature"))
             }
             ClientError::Url { .. } | ClientError::Malformed { .. } => false,
         }

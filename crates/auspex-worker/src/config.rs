@@ -81,8 +81,6 @@ impl Default for Limits {
 pub struct BwrapOptions {
     /// The `bwrap` binary.
     pub bwrap: PathBuf,
-    /// `prlimit` (util-linux), run inside the sandbox to set the rlimits.
-    pub prlimit: PathBuf,
     /// `setpriv` (util-linux), used when the worker runs as root to drop
     /// tenant code to an unprivileged uid.
     pub setpriv: PathBuf,
@@ -99,7 +97,6 @@ impl Default for BwrapOptions {
     fn default() -> BwrapOptions {
         BwrapOptions {
             bwrap: PathBuf::from("/usr/bin/bwrap"),
-            prlimit: PathBuf::from("/usr/bin/prlimit"),
             setpriv: PathBuf::from("/usr/bin/setpriv"),
             sandbox_uid_base: 61000,
             extra_ro_binds: Vec::new(),

@@ -163,7 +163,12 @@ pub fn prepare(
         std::env::var("PATH").unwrap_or_default()
     };
     let path = format!("{py_dir}:/opt/homebrew/bin:/usr/local/bin:/usr/bin:/bin:{previous}");
-    let program = match pkg.command[0].as_str() {
+    let Some((first, rest)) = pkg.command.split_first() else {
+        return Err(Refusal::executor(
+            "executor.command is empty (invalid_package)",
+        ));
+    };
+    let program = match first.as_str() {
         "python" | "python3" => ctx.python.to_string_lossy().into_owned(),
         p if p.contains('/') => p.to_owned(),
         p => which(p, &path)
@@ -172,7 +177,7 @@ pub fn prepare(
     };
     let timeout = ctx.limits.wall_clock.as_secs().max(1).to_string();
     let mut argv = vec![program];
-    argv.extend(pkg.command[1..].iter().cloned());
+    argv.extend(rest.iter().cloned());
     let ws = |name: &str| workspace.join(name).to_string_lossy().into_owned();
     argv.extend([
         "--input".into(),
@@ -381,6 +386,9 @@ pub async fn run(
     cancel: &tokio::sync::watch::Receiver<bool>,
 ) -> Result<RunOutput, Refusal> {
     let start = Instant::now();
+    let Some(program) = inv.argv.first() else {
+        return Err(Refusal::runner("empty executor command"));
+    };
     let _uid;
     let mut cmd = match mode {
         SandboxMode::Bubblewrap(opts) => {
@@ -413,7 +421,7 @@ pub async fn run(
             c
         }
         SandboxMode::None => {
-            let mut c = tokio::process::Command::new(&inv.argv[0]);
+            let mut c = tokio::process::Command::new(program);
             c.args(&inv.argv[1..])
                 .envs(inv.env.iter().map(|(k, v)| (k, v)))
                 .current_dir(&inv.package_dir);
@@ -429,7 +437,7 @@ pub async fn run(
         SandboxMode::Bubblewrap(_) => {
             Refusal::sandbox(sandbox::install_hint(&format!("cannot start bwrap: {e}")))
         }
-        SandboxMode::None => Refusal::runner(format!("cannot start {}: {e}", inv.argv[0])),
+        SandboxMode::None => Refusal::runner(format!("cannot start {program}: {e}")),
     })?;
     let pid = child.id();
     let keep = limits.stderr_tail_bytes.max(STDERR_IN_REASON * 4);
@@ -574,7 +582,16 @@ fn parse_wrapper(
     };
     if rc != 0 {
         let what = if rc > 128 {
-            format!("executor killed by signal {} (exit status {rc})", rc - 128)
+            let sig = rc - 128;
+            let why = match sig {
+                9 => " (SIGKILL: hard CPU limit or out of memory)",
+                24 => " (SIGXCPU: CPU time limit)",
+                25 => " (SIGXFSZ: file size limit)",
+                11 => " (SIGSEGV)",
+                6 => " (SIGABRT)",
+                _ => "",
+            };
+            format!("executor killed by signal {sig}{why} (exit status {rc})")
         } else {
             format!("executor exited with status {rc}")
         };

@@ -25,6 +25,11 @@
 //! `generation_options` `[]`, and a unit whose manifest pins a serving
 //! version is refused.
 //!
+//! The sandbox is bubblewrap plus rlimits ([`sandbox`] has the exact
+//! argv); Landlock is not added as a second layer (it needs code in the
+//! child before `exec`, i.e. `unsafe`, or util-linux ≥ 2.40), nor a seccomp
+//! filter.
+//!
 //! The library never prints; log lines go to [`WorkerConfig::logger`].
 //!
 //! ```no_run

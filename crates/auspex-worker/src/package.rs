@@ -520,7 +520,7 @@ pub fn verify_dir(
     expected_hash: &str,
     fetched: bool,
 ) -> Result<VerifiedPackage, Refusal> {
-    let short = &expected_hash[..expected_hash.len().min(12)];
+    let short = expected_hash.get(..12).unwrap_or(expected_hash);
     let mpath = dir.join("manifest.json");
     let meta = fs::symlink_metadata(&mpath).map_err(|e| {
         Refusal::executor(format!(
@@ -771,9 +771,11 @@ impl PackageStore {
     }
 
     async fn install(&self, hash: &str, fetched: Fetched) -> Result<VerifiedPackage, Refusal> {
-        let tmp = self
-            .root
-            .join(format!(".fetch-{}-{}", &hash[..12], random_hex(6)));
+        let tmp = self.root.join(format!(
+            ".fetch-{}-{}",
+            hash.get(..12).unwrap_or(hash),
+            random_hex(6)
+        ));
         let caps = self.caps;
         let (t, h, final_dir) = (tmp.clone(), hash.to_owned(), self.path_of(hash));
         let result = blocking(move || {

@@ -7,7 +7,7 @@
 //!     | --unshare-{ipc,pid,net,uts,cgroup-try}
 //!       --cap-drop ALL --cap-add CAP_SET{UID,GID,PCAP}    (root worker, see below)
 //!       --ro-bind /usr /usr, /bin /sbin /lib* as binds or symlinks,
-//!       a few read-only /etc files (ld.so cache, alternatives, passwd, …)
+//!       four read-only /etc entries (ld.so.cache, alternatives, passwd, group)
 //!       --proc /proc --dev /dev --perms 1777 --size S --tmpfs /tmp
 //!       --ro-bind <package> <package>  [--ro-bind <model dir> <model dir>]
 //!       --perms 0777 --size S --tmpfs <workspace>
@@ -15,9 +15,14 @@
 //!       --chdir <package> --clearenv --setenv … --
 //!   [setpriv --reuid U --regid U --clear-groups --inh-caps=-all
 //!            --bounding-set=-all --no-new-privs --]            (root worker)
-//!    prlimit --nproc --cpu --as --fsize --nofile --core=0 --
 //!    /bin/sh -c <wrapper> sh <workspace>/exec_output.json <executor argv…>
 //! ```
+//!
+//! The wrapper ([`WRAPPER`]) sets the rlimits with `ulimit` builtins (core
+//! 0, open files, file size, address space, CPU soft then hard, processes:
+//! dash `-p`, bash `-u`) and exits 97 before announcing itself if any
+//! cannot be set (fail closed: `sandbox_unavailable`), then runs the
+//! executor, reports its status and streams the output file.
 //!
 //! * **Network**: a new, empty network namespace; only loopback, on which
 //!   nothing listens.
@@ -59,6 +64,10 @@ pub const MARK_EXIT: &str = "AUSPEX-EXIT";
 /// into stderr and no stdin, report its status, then stream the output
 /// file on success.
 pub const WRAPPER: &str = r#"out=$1; shift
+{ ulimit -c 0 && ulimit -n "$AUSPEX_NOFILE" && ulimit -f "$AUSPEX_FSIZE_BLOCKS" &&
+  ulimit -v "$AUSPEX_AS_KIB" && ulimit -S -t "$AUSPEX_CPU" && ulimit -H -t "$AUSPEX_CPU_HARD" &&
+  { ulimit -p "$AUSPEX_NPROC" 2>/dev/null || ulimit -u "$AUSPEX_NPROC"; }; } || exit 97
+unset AUSPEX_NOFILE AUSPEX_FSIZE_BLOCKS AUSPEX_AS_KIB AUSPEX_CPU_HARD AUSPEX_CPU AUSPEX_NPROC
 printf 'AUSPEX-SANDBOX-UP\n'
 "$@" >&2 </dev/null
 rc=$?
@@ -66,18 +75,14 @@ printf 'AUSPEX-EXIT %d\n' "$rc"
 if [ "$rc" -eq 0 ] && [ -f "$out" ]; then exec cat -- "$out"; fi
 exit 0"#;
 
-/// `/etc` entries bound read-only (the dynamic loader, Debian's
-/// alternatives, user and group names, time zone, hosts).
-const ETC_FILES: [&str; 9] = [
+/// `/etc` entries bound read-only: the dynamic loader's cache, Debian's
+/// alternatives (some `/usr/bin` commands are links into it), and user and
+/// group names. Nothing else of `/etc` is visible.
+const ETC_FILES: [&str; 4] = [
     "/etc/ld.so.cache",
-    "/etc/ld.so.conf",
-    "/etc/ld.so.conf.d",
     "/etc/alternatives",
     "/etc/passwd",
     "/etc/group",
-    "/etc/nsswitch.conf",
-    "/etc/localtime",
-    "/etc/hosts",
 ];
 
 /// Top-level system directories, bound read-only (or re-created as the
@@ -269,9 +274,10 @@ pub fn bwrap_argv(opts: &BwrapOptions, limits: &Limits, plan: &SandboxPlan<'_>) 
         s(&plan.workspace.join("exec_input.json")),
     ]);
     if plan.model_dir.is_none() {
+        // Writable, like the empty directory the official runner creates.
         a.extend([
             "--perms".into(),
-            "0755".into(),
+            "0777".into(),
             "--dir".into(),
             s(&plan.workspace.join("models")),
         ]);
@@ -279,6 +285,20 @@ pub fn bwrap_argv(opts: &BwrapOptions, limits: &Limits, plan: &SandboxPlan<'_>) 
     a.extend(["--chdir".into(), s(plan.package_dir), "--clearenv".into()]);
     for (k, v) in plan.env {
         a.extend(["--setenv".into(), k.clone(), v.clone()]);
+    }
+    // The rlimits, applied by the wrapper's `ulimit` builtins (and unset
+    // before the executor starts).
+    let cpu = limits.cpu_seconds.max(1);
+    for (k, v) in [
+        ("AUSPEX_NOFILE", limits.open_files),
+        ("AUSPEX_FSIZE_BLOCKS", limits.file_size_bytes.div_ceil(512)),
+        ("AUSPEX_AS_KIB", limits.address_space_bytes / 1024),
+        ("AUSPEX_CPU", cpu),
+        // One second after SIGXCPU, the hard limit's SIGKILL.
+        ("AUSPEX_CPU_HARD", cpu.saturating_add(1)),
+        ("AUSPEX_NPROC", limits.processes),
+    ] {
+        a.extend(["--setenv".into(), k.into(), v.to_string()]);
     }
     a.push("--".into());
     if let Some(uid) = plan.drop_to_uid {
@@ -294,14 +314,6 @@ pub fn bwrap_argv(opts: &BwrapOptions, limits: &Limits, plan: &SandboxPlan<'_>) 
         ]);
     }
     a.extend([
-        s(&opts.prlimit),
-        format!("--nproc={}", limits.processes),
-        format!("--cpu={}", limits.cpu_seconds),
-        format!("--as={}", limits.address_space_bytes),
-        format!("--fsize={}", limits.file_size_bytes),
-        format!("--nofile={}", limits.open_files),
-        "--core=0".into(),
-        "--".into(),
         "/bin/sh".into(),
         "-c".into(),
         WRAPPER.into(),
@@ -336,12 +348,6 @@ pub fn check_tools(opts: &BwrapOptions) -> Result<(), String> {
     };
     if !exe(&opts.bwrap) {
         return Err(install_hint(&format!("{} not found", opts.bwrap.display())));
-    }
-    if !exe(&opts.prlimit) {
-        return Err(format!(
-            "{} not found: install util-linux (`apt-get install util-linux`)",
-            opts.prlimit.display()
-        ));
     }
     if running_as_root() && !exe(&opts.setpriv) {
         return Err(format!(

@@ -338,3 +338,59 @@ impl Results {
         let _ = std::fs::remove_file(self.root.join("submitted").join(name));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pins_survive_a_restart_and_catch_a_swap() {
+        let dir = tempfile::tempdir().expect("test step");
+        let path = dir.path().join("pins.json");
+        let pins = Pins::load(path.clone());
+        assert_eq!(pins.check("exp-1", "aa").expect("io"), PinCheck::Ok);
+        assert_eq!(pins.check("exp-1", "aa").expect("io"), PinCheck::Ok);
+        let again = Pins::load(path);
+        assert_eq!(
+            again.check("exp-1", "bb").expect("io"),
+            PinCheck::Swapped {
+                pinned: "aa".into()
+            }
+        );
+        assert_eq!(again.check("exp-2", "bb").expect("io"), PinCheck::Ok);
+    }
+
+    #[test]
+    fn pending_results_round_trip_and_park() {
+        let dir = tempfile::tempdir().expect("test step");
+        let r = Results::open(dir.path().join("results")).expect("open");
+        let name = Results::pending_name("u/1", Some("asg-1"));
+        assert_eq!(name, "asg-1-u_1");
+        let p = Pending {
+            name: name.clone(),
+            unit_id: "u1".into(),
+            body: br#"{"unit_id":"u1"}"#.to_vec(),
+            attempts: 2,
+            semantic_hash: "ab".into(),
+        };
+        r.add_pending(&p).expect("write");
+        assert_eq!(r.pending(5), vec![p]);
+        r.submitted(&name, "u1", "res-1").expect("write");
+        assert!(r.pending(5).is_empty());
+        assert_eq!(
+            r.awaiting_receipt(5),
+            vec![("u1".to_owned(), "res-1".to_owned())]
+        );
+        r.receipt("res-1", b"cose").expect("write");
+        assert!(r.awaiting_receipt(5).is_empty());
+        let enr = EnrollmentFile::new(dir.path().join("e.json"));
+        let rec = StoredEnrollment {
+            worker_id: "wkr-1".into(),
+            pubkey_hex: "ab".into(),
+        };
+        enr.put("http://a", &rec, 0, "t").expect("write");
+        assert_eq!(enr.get("http://a", "ab"), Some(rec));
+        assert_eq!(enr.get("http://a", "cd"), None);
+        assert_eq!(enr.get("http://b", "ab"), None);
+    }
+}

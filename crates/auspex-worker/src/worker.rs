@@ -1,6 +1,7 @@
 //! The worker loop: enrol, heartbeat, lease, verify, run, sign, upload,
 //! receipts; faults; graceful shutdown.
 
+use std::collections::HashSet;
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -110,6 +111,9 @@ struct Shared {
     stop: watch::Receiver<bool>,
     abort: watch::Receiver<bool>,
     receipt_cursor: AtomicUsize,
+    /// Pending records a slot is uploading right now (housekeeping leaves
+    /// them alone).
+    in_flight: Mutex<HashSet<String>>,
 }
 
 impl Shared {
@@ -366,32 +370,39 @@ async fn identity(
     let url = config.coordinator_url.trim_end_matches('/');
     let pubkey = client.pubkey_hex();
     let mut backoff = Backoff::new(config.max_backoff);
-    if let Some(rec) = file.get(url, &pubkey) {
-        loop {
+    let stored = file.get(url, &pubkey);
+    // Enrolment carries the minimal capabilities (§2.4); the full report
+    // follows with the first heartbeat.
+    let minimal: auspex_wire::json::Object = ["os", "arch", "python_version"]
+        .iter()
+        .filter_map(|k| capabilities.get(k).map(|v| ((*k).to_owned(), v.clone())))
+        .collect();
+    let minimal = Value::Object(minimal);
+    let mut conflicts = 0;
+    loop {
+        if let Some(rec) = &stored {
             match client.heartbeat(&rec.worker_id, capabilities).await {
-                Ok(()) => return Ok(Some(rec.worker_id)),
-                Err(e) if matches!(e.status(), Some(401 | 403 | 404)) => {
-                    config.log(
-                        Level::Warn,
-                        &format!(
-                            "the coordinator no longer knows worker {} ({e}); enrolling again",
-                            rec.worker_id
-                        ),
-                    );
-                    break;
-                }
+                Ok(()) => return Ok(Some(rec.worker_id.clone())),
                 Err(e) if e.is_transient() => {
                     config.log(Level::Warn, &format!("coordinator unreachable: {e}"));
                     if nap(stop, backoff.step()).await {
                         return Ok(None);
                     }
+                    continue;
+                }
+                Err(e) if matches!(e.status(), Some(401 | 403 | 404)) => {
+                    config.log(
+                        Level::Warn,
+                        &format!(
+                            "the coordinator does not accept worker {} ({e}); enrolling again",
+                            rec.worker_id
+                        ),
+                    );
                 }
                 Err(e) => return Err(WorkerError::Coordinator(e)),
             }
         }
-    }
-    loop {
-        match client.enroll(capabilities).await {
+        match client.enroll(&minimal).await {
             Ok(en) => {
                 let rec = StoredEnrollment {
                     worker_id: en.worker_id.clone(),
@@ -406,6 +417,16 @@ async fn identity(
             }
             Err(e) if e.is_transient() => {
                 config.log(Level::Warn, &format!("coordinator unreachable: {e}"));
+                if nap(stop, backoff.step()).await {
+                    return Ok(None);
+                }
+            }
+            // The key is enrolled and we hold its record: the refusal above
+            // was passing (clock skew, a replay across a restart); retry.
+            Err(e)
+                if stored.is_some() && e.code() == "pubkey_already_enrolled" && conflicts < 5 =>
+            {
+                conflicts += 1;
                 if nap(stop, backoff.step()).await {
                     return Ok(None);
                 }
@@ -505,6 +526,7 @@ async fn run_inner(
         stop,
         abort,
         receipt_cursor: AtomicUsize::new(0),
+        in_flight: Mutex::new(HashSet::new()),
     });
     let mut background = JoinSet::new();
     background.spawn(heartbeat_loop(shared.clone()));
@@ -574,7 +596,18 @@ async fn housekeeping_loop(shared: Arc<Shared>) {
 }
 
 async fn resubmit_pending(shared: &Shared) {
-    for p in shared.results.pending(PER_TICK) {
+    let busy = shared
+        .in_flight
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone();
+    for p in shared
+        .results
+        .pending(PER_TICK + busy.len())
+        .into_iter()
+        .filter(|p| !busy.contains(&p.name))
+        .take(PER_TICK)
+    {
         match shared
             .client
             .submit(&shared.worker_id, &p.unit_id, p.body.clone())
@@ -945,6 +978,21 @@ async fn refuse(shared: &Shared, lease: &Lease, refusal: Refusal) {
 
 async fn submit(shared: &Shared, lease: &Lease, up: SignedUpload) {
     let name = Results::pending_name(&up.unit_id, up.assignment_id.as_deref());
+    shared
+        .in_flight
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(name.clone());
+    submit_in_flight(shared, lease, up, &name).await;
+    shared
+        .in_flight
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .remove(&name);
+}
+
+async fn submit_in_flight(shared: &Shared, lease: &Lease, up: SignedUpload, name: &str) {
+    let name = name.to_owned();
     let pending = Pending {
         name: name.clone(),
         unit_id: up.unit_id.clone(),

@@ -6,6 +6,7 @@ mod key;
 mod manifest;
 mod receipts;
 mod tlog;
+mod worker;
 
 use std::fmt;
 use std::io::Read;
@@ -83,6 +84,7 @@ pub fn run(cli: Cli, p: &mut Printer) -> Result<ExitStatus, CliError> {
         Command::Receipts(cmd) => receipts::run(cmd, p),
         Command::Devnet(cmd) => devnet::run(cmd, p),
         Command::Tlog(cmd) => tlog::run(cmd, p),
+        Command::Worker(cmd) => worker::run(cmd, p),
     }
 }
 

@@ -10,3 +10,4 @@ mod key;
 mod manifest;
 mod receipts;
 mod tlog;
+mod worker;

@@ -46,7 +46,8 @@ pub struct Resp {
 /// [`LocalSource`] every worker shares).
 pub struct Net {
     pub dir: tempfile::TempDir,
-    pub server: RunningCoordinator,
+    server: Option<RunningCoordinator>,
+    config: Config,
     pub http: reqwest::Client,
     pub staging: PathBuf,
 }
@@ -62,14 +63,15 @@ pub struct Experiment {
 impl Net {
     pub async fn start(f: impl FnOnce(Config) -> Config) -> Net {
         let dir = tempfile::tempdir().expect("test step");
-        let server = serve(f(Config::new(dir.path().join("coordinator")).auto_approve(true)))
-            .await
-            .expect("test step");
+        let config = f(Config::new(dir.path().join("coordinator")).auto_approve(true));
+        let server = serve(config.clone()).await.expect("test step");
+        let config = config.bind(server.addr());
         let staging = dir.path().join("staging");
         std::fs::create_dir_all(&staging).expect("test step");
         let net = Net {
             dir,
-            server,
+            server: Some(server),
+            config,
             http: reqwest::Client::new(),
             staging,
         };
@@ -84,8 +86,25 @@ impl Net {
         net
     }
 
+    pub fn server(&self) -> &RunningCoordinator {
+        self.server.as_ref().expect("the coordinator is running")
+    }
+
     pub fn url(&self) -> String {
-        self.server.url()
+        format!("http://{}", self.config.bind)
+    }
+
+    /// Stops the coordinator (state kept).
+    pub async fn stop(&mut self) {
+        if let Some(s) = self.server.take() {
+            s.shutdown().await;
+        }
+    }
+
+    /// Starts it again on the same address and state directory.
+    pub async fn restart(&mut self) {
+        self.stop().await;
+        self.server = Some(serve(self.config.clone()).await.expect("test step"));
     }
 
     async fn send(&self, rb: reqwest::RequestBuilder) -> Resp {
@@ -97,7 +116,7 @@ impl Net {
     }
 
     pub async fn maintainer(&self, method: &str, target: &str, body: Option<&Value>) -> Resp {
-        let token = self.server.state().maintainer_token().to_owned();
+        let token = self.server().state().maintainer_token().to_owned();
         let mut rb = self
             .http
             .request(
@@ -121,7 +140,7 @@ impl Net {
             &tenant_key(),
             method,
             target,
-            &self.server.addr().to_string(),
+            &self.config.bind.to_string(),
             &bytes,
             now() - n as i64,
         );
@@ -141,7 +160,13 @@ impl Net {
     /// Copies the fixture package, pins its digest in a signed manifest
     /// (`command`), uploads it (auto-approved) and stages the package with
     /// its `manifest.json` under `<staging>/<manifest hash>/`.
-    pub async fn experiment(&self, label: &str, fixture_name: &str, command: &[&str], rf: u32) -> Experiment {
+    pub async fn experiment(
+        &self,
+        label: &str,
+        fixture_name: &str,
+        command: &[&str],
+        rf: u32,
+    ) -> Experiment {
         let pkg = self.dir.path().join("packages-src").join(label);
         copy_dir(&fixture(fixture_name), &pkg);
         let digest = auspex_wire::package::package_digest(&pkg)
@@ -173,8 +198,14 @@ impl Net {
             )
             .await;
         assert_eq!(r.status, 201, "{}", r.text);
-        let id = r.body["experiment_id"].as_str().expect("test step").to_owned();
-        let hash = r.body["manifest_hash"].as_str().expect("test step").to_owned();
+        let id = r.body["experiment_id"]
+            .as_str()
+            .expect("test step")
+            .to_owned();
+        let hash = r.body["manifest_hash"]
+            .as_str()
+            .expect("test step")
+            .to_owned();
         assert_eq!(hash, parsed.manifest_hash());
         let staged = self.staging.join(&hash);
         copy_dir(&pkg, &staged);
@@ -189,6 +220,32 @@ impl Net {
             hash,
             package_dir: pkg,
         }
+    }
+
+    /// `POST /api/v0/packages` with the SDK's deterministic archive of the
+    /// experiment's package (0.6.67 `package push`).
+    pub async fn push_package(&self, exp: &Experiment) -> Resp {
+        let archive =
+            auspex_wire::package::build_package_archive(&exp.package_dir).expect("test step");
+        let n = NONCE.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % 200;
+        let target = "/api/v0/packages";
+        let h = sign_request(
+            &tenant_key(),
+            "POST",
+            target,
+            &self.config.bind.to_string(),
+            &archive.bytes,
+            now() - n as i64,
+        );
+        let mut rb = self
+            .http
+            .post(format!("{}{target}", self.url()))
+            .header("content-type", "application/gzip")
+            .header("x-package-digest", archive.digest.sha256.as_str());
+        for (k, v) in h.header_pairs() {
+            rb = rb.header(k, v);
+        }
+        self.send(rb.body(archive.bytes)).await
     }
 
     pub async fn submit(&self, exp: &Experiment, units: &[(&str, Value)]) {
@@ -211,14 +268,23 @@ impl Net {
 
     pub async fn units(&self, exp: &Experiment) -> Value {
         let r = self
-            .tenant("GET", &format!("/api/v0/experiments/{}/work-units", exp.id), None)
+            .tenant(
+                "GET",
+                &format!("/api/v0/experiments/{}/work-units", exp.id),
+                None,
+            )
             .await;
         assert_eq!(r.status, 200, "{}", r.text);
         r.body
     }
 
     /// Waits until `done(work-units listing)` holds.
-    pub async fn wait_units(&self, exp: &Experiment, timeout: Duration, done: impl Fn(&Value) -> bool) -> Value {
+    pub async fn wait_units(
+        &self,
+        exp: &Experiment,
+        timeout: Duration,
+        done: impl Fn(&Value) -> bool,
+    ) -> Value {
         let deadline = Instant::now() + timeout;
         loop {
             let v = self.units(exp).await;
@@ -233,9 +299,9 @@ impl Net {
     /// Every unit `completed`.
     pub async fn wait_completed(&self, exp: &Experiment, n: usize, timeout: Duration) -> Value {
         self.wait_units(exp, timeout, |v| {
-            v["work_units"].as_array().is_some_and(|a| {
-                a.len() == n && a.iter().all(|u| u["status"] == "completed")
-            })
+            v["work_units"]
+                .as_array()
+                .is_some_and(|a| a.len() == n && a.iter().all(|u| u["status"] == "completed"))
         })
         .await
     }
@@ -244,7 +310,11 @@ impl Net {
     /// polls, packages from the staging directory, small limits.
     pub fn worker_config(&self, name: &str, seed: u8) -> WorkerConfig {
         let work = self.dir.path().join("workers").join(name);
-        let mut c = WorkerConfig::new(self.url(), KeySource::Key(TenantKey::from_seed([seed; 32])), work);
+        let mut c = WorkerConfig::new(
+            self.url(),
+            KeySource::Key(TenantKey::from_seed([seed; 32])),
+            work,
+        );
         c.poll_interval = Duration::from_millis(100);
         c.heartbeat_interval = Duration::from_secs(1);
         c.max_backoff = Duration::from_secs(1);
@@ -259,7 +329,7 @@ impl Net {
 
     /// The coordinator's receipt-signing key.
     pub fn coordinator_pubkey(&self) -> [u8; 32] {
-        let hex = self.server.state().key().public_hex().to_owned();
+        let hex = self.server().state().key().public_hex().to_owned();
         let mut out = [0u8; 32];
         for (i, b) in out.iter_mut().enumerate() {
             *b = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).expect("test step");

@@ -17,7 +17,9 @@ fn verify_receipts(net: &Net, stats: &WorkerStats) {
     for r in &stats.receipts {
         let blob = std::fs::read(&r.path).expect("test step");
         let cose = CoseSign1::decode(&blob).expect("test step");
-        let signer = cose.verify(Some(&coord)).expect("receipt signature verifies");
+        let signer = cose
+            .verify(Some(&coord))
+            .expect("receipt signature verifies");
         assert_eq!(signer.hex(), auspex_wire::hex_lower(&coord));
         let st = auspex_wire::attestation::Statement::decode(cose.payload()).expect("test step");
         assert!(st.subject_digest_matches());
@@ -31,7 +33,9 @@ async fn python_and_shell_executors_reach_consensus_on_three_workers() {
     let py = net
         .experiment("squares", "py-square", &["python", "executor.py"], 3)
         .await;
-    let sh = net.experiment("echoes", "sh-echo", &["sh", "run.sh"], 3).await;
+    let sh = net
+        .experiment("echoes", "sh-echo", &["sh", "run.sh"], 3)
+        .await;
     net.submit(
         &py,
         &[
@@ -42,8 +46,14 @@ async fn python_and_shell_executors_reach_consensus_on_three_workers() {
         ],
     )
     .await;
-    net.submit(&sh, &[("w1", json!({"word": "hello"})), ("w2", json!({"word": "devnet"}))])
-        .await;
+    net.submit(
+        &sh,
+        &[
+            ("w1", json!({"word": "hello"})),
+            ("w2", json!({"word": "devnet"})),
+        ],
+    )
+    .await;
     let workers: Vec<_> = [11u8, 12, 13]
         .iter()
         .map(|s| spawn(net.worker_config(&format!("w{s}"), *s)))
@@ -61,12 +71,19 @@ async fn python_and_shell_executors_reach_consensus_on_three_workers() {
     for w in workers {
         let stats = w.shutdown().await.expect("clean shutdown");
         assert!(stats.refusals.is_empty(), "{:?}", stats.refusals);
-        assert!(stats.rejected_results.is_empty(), "{:?}", stats.rejected_results);
+        assert!(
+            stats.rejected_results.is_empty(),
+            "{:?}",
+            stats.rejected_results
+        );
         assert_eq!(stats.results.len(), 5);
         assert!(stats.heartbeats >= 1);
         verify_receipts(&net, &stats);
         for r in &stats.results {
-            by_unit.entry(r.unit_id.clone()).or_default().push(r.semantic_hash.clone());
+            by_unit
+                .entry(r.unit_id.clone())
+                .or_default()
+                .push(r.semantic_hash.clone());
         }
         keys.push(stats.pubkey_hex);
     }
@@ -84,10 +101,20 @@ async fn python_and_shell_executors_reach_consensus_on_three_workers() {
         assert_eq!(u["completions_so_far"], 3, "{u}");
     }
     let r = net
-        .tenant("GET", &format!("/api/v0/experiments/{}/receipts", sh.id), None)
+        .tenant(
+            "GET",
+            &format!("/api/v0/experiments/{}/receipts", sh.id),
+            None,
+        )
         .await;
     assert_eq!(r.status, 200, "{}", r.text);
-    assert!(r.text.contains("w1") && r.text.contains("w2"), "{}", r.text);
+    let listed = r.body["receipts"].as_array().expect("test step");
+    assert_eq!(
+        listed.len(),
+        6,
+        "two units, three receipts each: {}",
+        r.text
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -104,9 +131,11 @@ async fn one_dishonest_worker_makes_the_unit_diverge() {
     let liar = spawn(liar_cfg);
     net.wait_completed(&exp, 1, Duration::from_secs(60)).await;
     for w in [&honest1, &honest2, &liar] {
-        wait_for("the 410 for the diverged unit", Duration::from_secs(30), || {
-            w.stats().no_receipt.len() == 1
-        })
+        wait_for(
+            "the 410 for the diverged unit",
+            Duration::from_secs(30),
+            || w.stats().no_receipt.len() == 1,
+        )
         .await;
         assert!(w.stats().receipts.is_empty());
     }
@@ -122,13 +151,20 @@ async fn one_dishonest_worker_makes_the_unit_diverge() {
     let r = net
         .tenant(
             "POST",
-            &format!("/api/v0/experiments/{}/actions/finalize-submissions", exp.id),
+            &format!(
+                "/api/v0/experiments/{}/actions/finalize-submissions",
+                exp.id
+            ),
             None,
         )
         .await;
     assert_eq!(r.body["status"], "completed", "{}", r.text);
     let a = net
-        .tenant("GET", &format!("/api/v0/experiments/{}/attestation", exp.id), None)
+        .tenant(
+            "GET",
+            &format!("/api/v0/experiments/{}/attestation", exp.id),
+            None,
+        )
         .await;
     assert_eq!(a.status, 200, "{}", a.text);
     let diverged = a.body["diverged_units"].as_array().expect("diverged_units");
@@ -143,9 +179,13 @@ async fn a_worker_killed_mid_unit_loses_the_lease_to_another() {
     let exp = net
         .experiment("killed", "py-square", &["python", "executor.py"], 1)
         .await;
-    net.submit(&exp, &[("k1", json!({"x": 6, "sleep": 2}))]).await;
+    net.submit(&exp, &[("k1", json!({"x": 6, "sleep": 2}))])
+        .await;
     let doomed = spawn(net.worker_config("doomed", 31));
-    wait_for("the first lease", Duration::from_secs(20), || doomed.stats().leased == 1).await;
+    wait_for("the first lease", Duration::from_secs(20), || {
+        doomed.stats().leased == 1
+    })
+    .await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let stats = doomed.kill().await;
     assert!(stats.results.is_empty() && stats.refusals.is_empty());
@@ -160,9 +200,13 @@ async fn a_worker_killed_mid_unit_loses_the_lease_to_another() {
     assert_eq!(stats.results.len(), 1);
     verify_receipts(&net, &stats);
     // Exactly one result row, from the rescuer.
-    let conn = net.server.state().db().lock();
+    let conn = net.server().state().db().lock();
     let rows: i64 = conn
-        .query_row("SELECT COUNT(*) FROM results WHERE unit_id = 'k1'", [], |r| r.get(0))
+        .query_row(
+            "SELECT COUNT(*) FROM results WHERE unit_id = 'k1'",
+            [],
+            |r| r.get(0),
+        )
         .expect("test step");
     assert_eq!(rows, 1);
 }
@@ -173,7 +217,8 @@ async fn injected_crash_and_hang_leave_the_unit_to_an_honest_worker() {
     let exp = net
         .experiment("crashy", "py-square", &["python", "executor.py"], 1)
         .await;
-    net.submit(&exp, &[("c1", json!({"x": 7})), ("c2", json!({"x": 8}))]).await;
+    net.submit(&exp, &[("c1", json!({"x": 7})), ("c2", json!({"x": 8}))])
+        .await;
     let mut crash = net.worker_config("crash", 41);
     crash.fault = Some(Fault::Crash);
     let crash = spawn(crash);
@@ -184,7 +229,10 @@ async fn injected_crash_and_hang_leave_the_unit_to_an_honest_worker() {
     let mut hang = net.worker_config("hang", 42);
     hang.fault = Some(Fault::Hang);
     let hang = spawn(hang);
-    wait_for("the hanging lease", Duration::from_secs(20), || hang.stats().leased == 1).await;
+    wait_for("the hanging lease", Duration::from_secs(20), || {
+        hang.stats().leased == 1
+    })
+    .await;
     let honest = spawn(net.worker_config("honest", 43));
     net.wait_completed(&exp, 2, Duration::from_secs(60)).await;
     let h = hang.shutdown().await.expect("test step");
@@ -220,10 +268,19 @@ async fn shutdown_finishes_the_unit_in_hand_or_refuses_it_after_the_grace() {
     let exp = net
         .experiment("graceful", "py-square", &["python", "executor.py"], 1)
         .await;
-    net.submit(&exp, &[("s1", json!({"x": 1, "sleep": 1.5})), ("s2", json!({"x": 2, "sleep": 30}))])
-        .await;
+    net.submit(
+        &exp,
+        &[
+            ("s1", json!({"x": 1, "sleep": 1.5})),
+            ("s2", json!({"x": 2, "sleep": 30})),
+        ],
+    )
+    .await;
     let w = spawn(net.worker_config("graceful", 61));
-    wait_for("the first lease", Duration::from_secs(20), || w.stats().leased == 1).await;
+    wait_for("the first lease", Duration::from_secs(20), || {
+        w.stats().leased == 1
+    })
+    .await;
     let stats = w.shutdown().await.expect("test step");
     assert_eq!(stats.results.len(), 1, "the unit in hand was finished");
     assert_eq!(stats.leased, 1, "nothing new is leased after the signal");
@@ -231,7 +288,10 @@ async fn shutdown_finishes_the_unit_in_hand_or_refuses_it_after_the_grace() {
     let mut cfg = net.worker_config("impatient", 62);
     cfg.shutdown_grace = Duration::from_millis(300);
     let w = spawn(cfg);
-    wait_for("the second lease", Duration::from_secs(20), || w.stats().leased == 1).await;
+    wait_for("the second lease", Duration::from_secs(20), || {
+        w.stats().leased == 1
+    })
+    .await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let started = std::time::Instant::now();
     let stats = w.shutdown().await.expect("test step");
@@ -239,9 +299,13 @@ async fn shutdown_finishes_the_unit_in_hand_or_refuses_it_after_the_grace() {
     assert_eq!(stats.refusals.len(), 1, "{:?}", stats.refusals);
     assert_eq!(stats.refusals[0].kind, kind::RUNNER_FAILED);
     assert!(stats.refusals[0].reason.contains("shutting down"));
-    let conn = net.server.state().db().lock();
+    let conn = net.server().state().db().lock();
     let refused: Option<String> = conn
-        .query_row("SELECT refused_kind FROM assignments WHERE unit_id = 's2'", [], |r| r.get(0))
+        .query_row(
+            "SELECT refused_kind FROM assignments WHERE unit_id = 's2'",
+            [],
+            |r| r.get(0),
+        )
         .expect("test step");
     assert_eq!(refused.as_deref(), Some("runner_failed"));
 }
@@ -255,7 +319,8 @@ async fn concurrency_runs_units_in_parallel_workspaces() {
     let units: Vec<(String, serde_json::Value)> = (0..4)
         .map(|i| (format!("p{i}"), json!({"x": i, "sleep": 1.0})))
         .collect();
-    let refs: Vec<(&str, serde_json::Value)> = units.iter().map(|(u, p)| (u.as_str(), p.clone())).collect();
+    let refs: Vec<(&str, serde_json::Value)> =
+        units.iter().map(|(u, p)| (u.as_str(), p.clone())).collect();
     net.submit(&exp, &refs).await;
     let mut cfg = net.worker_config("parallel", 71);
     cfg.concurrency = 4;
@@ -272,7 +337,9 @@ async fn concurrency_runs_units_in_parallel_workspaces() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn no_sandbox_is_an_explicit_loudly_logged_opt_in() {
     let net = Net::start(|c| c).await;
-    let exp = net.experiment("trusted", "sh-echo", &["sh", "run.sh"], 1).await;
+    let exp = net
+        .experiment("trusted", "sh-echo", &["sh", "run.sh"], 1)
+        .await;
     net.submit(&exp, &[("t1", json!({"word": "trust"}))]).await;
     let lines: Arc<Mutex<Vec<(Level, String)>>> = Arc::default();
     let sink = lines.clone();
@@ -293,7 +360,7 @@ async fn no_sandbox_is_an_explicit_loudly_logged_opt_in() {
         "{lines:?}"
     );
     // The coordinator stored what the worker signed.
-    let conn = net.server.state().db().lock();
+    let conn = net.server().state().db().lock();
     let (ran_under, version, semantic): (String, i64, String) = conn
         .query_row(
             "SELECT ran_under, schema_version, semantic_hash FROM results WHERE unit_id = 't1'",
@@ -303,4 +370,64 @@ async fn no_sandbox_is_an_explicit_loudly_logged_opt_in() {
         .expect("test step");
     assert_eq!((ran_under.as_str(), version), ("permissive", 3));
     assert_eq!(semantic, stats.results[0].semantic_hash);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn coordinator_outages_are_ridden_out_with_backoff() {
+    // The worker starts before the coordinator exists: enrolment retries.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("test step");
+    let early = tempfile::tempdir().expect("test step");
+    let mut cfg = auspex_worker::WorkerConfig::new(
+        format!("http://{port}"),
+        auspex_worker::KeySource::Key(auspex_crypto::keys::TenantKey::from_seed([111; 32])),
+        early.path().join("work"),
+    );
+    cfg.poll_interval = Duration::from_millis(100);
+    cfg.max_backoff = Duration::from_millis(500);
+    cfg.limits = small_limits();
+    let w = spawn(cfg.clone());
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert!(w.stats().worker_id.is_empty(), "nothing to enrol with yet");
+    let mut net = Net::start(move |c| c.bind(port)).await;
+    wait_for("the late enrolment", Duration::from_secs(20), || {
+        !w.stats().worker_id.is_empty()
+    })
+    .await;
+    let exp = net
+        .experiment("outage", "py-square", &["python", "executor.py"], 1)
+        .await;
+    // The worker was configured before the staging directory existed.
+    let stats = w.shutdown().await.expect("test step");
+    assert_eq!(stats.leased, 0);
+    cfg.package_sources = vec![Arc::new(auspex_worker::package::LocalSource {
+        root: net.staging.clone(),
+    })];
+    let w = spawn(cfg);
+    net.submit(&exp, &[("o1", json!({"x": 3, "sleep": 1.5}))])
+        .await;
+    wait_for("the lease", Duration::from_secs(20), || {
+        w.stats().leased == 1
+    })
+    .await;
+    // The coordinator goes away while the unit runs: the upload fails,
+    // stays pending, and is retried until the coordinator is back.
+    net.stop().await;
+    wait_for("failed uploads", Duration::from_secs(20), || {
+        w.stats().submit_retries >= 2
+    })
+    .await;
+    assert!(w.stats().results.is_empty());
+    net.restart().await;
+    net.wait_completed(&exp, 1, Duration::from_secs(30)).await;
+    wait_for("the receipt", Duration::from_secs(20), || {
+        w.stats().receipts.len() == 1
+    })
+    .await;
+    let stats = w.shutdown().await.expect("test step");
+    assert_eq!(stats.results.len(), 1);
+    assert!(stats.submit_retries >= 2, "{stats:?}");
+    assert!(stats.rejected_results.is_empty());
+    verify_receipts(&net, &stats);
 }

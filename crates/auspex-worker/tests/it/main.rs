@@ -3,3 +3,5 @@
 
 mod common;
 mod flow;
+mod packages;
+mod sandbox;
