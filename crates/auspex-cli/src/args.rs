@@ -206,6 +206,19 @@ pub enum DevnetCommand {
         /// Approve uploaded experiments without `auspex devnet approve`.
         #[arg(long)]
         auto_approve: bool,
+        /// Start N sandboxed workers, each with its own key.
+        #[arg(long, value_name = "N", default_value_t = 0)]
+        workers: usize,
+        /// Make the last K of them misbehave (see --fault).
+        #[arg(long, value_name = "K", default_value_t = 0, requires = "fault")]
+        faulty_workers: usize,
+        /// How faulty workers misbehave: wrong-answer, crash, hang, garbage,
+        /// slow or slow:SECS.
+        #[arg(long, value_name = "FAULT")]
+        fault: Option<String>,
+        /// Run executors without the sandbox (trusted code only; logged loudly).
+        #[arg(long)]
+        no_sandbox: bool,
     },
     /// Stop the running devnet.
     Down(DevnetSelect),
@@ -246,7 +259,12 @@ pub enum DevnetTenantCommand {
         /// The tenant id (as in manifests' `tenant_id`).
         tenant_id: String,
         /// The tenant's public key (64 hex characters).
-        #[arg(long, value_name = "HEX", conflicts_with = "key", required_unless_present = "key")]
+        #[arg(
+            long,
+            value_name = "HEX",
+            conflicts_with = "key",
+            required_unless_present = "key"
+        )]
         pubkey: Option<String>,
         /// Read the public key from this tenant key file.
         #[arg(long, value_name = "PATH")]

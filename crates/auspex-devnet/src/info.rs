@@ -25,6 +25,8 @@ pub struct DevnetInfo {
     pub auto_approve: bool,
     /// The process running the devnet.
     pub pid: u32,
+    /// How many workers the devnet started.
+    pub workers: usize,
 }
 
 /// Why `devnet.json` could not be read or written.
@@ -90,6 +92,7 @@ impl DevnetInfo {
         o.insert("ephemeral".into(), Value::Bool(self.ephemeral));
         o.insert("auto_approve".into(), Value::Bool(self.auto_approve));
         o.insert("pid".into(), Value::from(u64::from(self.pid)));
+        o.insert("workers".into(), Value::from(self.workers as u64));
         Value::Object(o)
     }
 
@@ -124,6 +127,10 @@ impl DevnetInfo {
             ephemeral: b("ephemeral"),
             auto_approve: b("auto_approve"),
             pid,
+            workers: match v.get("workers") {
+                Some(Value::Int(i)) => i.as_u64().map_or(0, |n| n as usize),
+                _ => 0,
+            },
         })
     }
 
@@ -241,6 +248,7 @@ mod tests {
             ephemeral: true,
             auto_approve: false,
             pid: 42,
+            workers: 3,
         };
         let back = DevnetInfo::from_value(&info.to_value(), Path::new("x")).expect("valid");
         assert_eq!(back, info);

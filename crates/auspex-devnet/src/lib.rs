@@ -1,6 +1,6 @@
-//! `auspex-devnet` composes the devnet: a Rekor-shaped transparency log and a
-//! coordinator that anchors its attestations in it (and, as they land,
-//! workers) on 127.0.0.1 in one process, with state kept
+//! `auspex-devnet` composes the devnet: a Rekor-shaped transparency log, a
+//! coordinator that anchors its attestations in it, and N sandboxed workers
+//! with their own keys, on 127.0.0.1 in one process, with state kept
 //! in a directory the user names or in a temporary one, and the small
 //! maintainer client that `auspex devnet …` uses to administer a running
 //! devnet (add a tenant, approve an experiment, ask for its status).
@@ -31,6 +31,15 @@ pub struct DevnetConfig {
     pub coordinator_port: u16,
     /// Approve uploaded experiments without a maintainer's action.
     pub auto_approve: bool,
+    /// How many workers to start (each with its own key and workspace under
+    /// `<state>/workers/`).
+    pub workers: usize,
+    /// How many of them misbehave (the last ones), and how.
+    pub faulty_workers: usize,
+    /// The misbehaviour of the faulty workers.
+    pub fault: Option<auspex_worker::Fault>,
+    /// Run executors without the bubblewrap sandbox (trusted code only).
+    pub no_sandbox: bool,
     /// Where to publish the pointer file ([`pointer_path`] of the user's
     /// home); `None` publishes nothing (tests).
     pub pointer: Option<PathBuf>,
@@ -70,6 +79,7 @@ pub struct Devnet {
     info: DevnetInfo,
     coordinator: RunningCoordinator,
     tlog: auspex_tlog::RunningTlog,
+    workers: Vec<auspex_worker::WorkerHandle>,
     pointer: Option<PathBuf>,
     _temp: Option<tempfile::TempDir>,
 }
@@ -110,6 +120,25 @@ impl Devnet {
         let coordinator = auspex_coordinator::serve(cc)
             .await
             .map_err(DevnetError::Coordinator)?;
+        let mut workers = Vec::with_capacity(config.workers);
+        for i in 0..config.workers {
+            let dir = state_dir.join("workers").join(format!("w{i}"));
+            let mut wc = auspex_worker::WorkerConfig::new(
+                coordinator.url(),
+                auspex_worker::KeySource::Path(dir.join("worker_key")),
+                dir.join("work"),
+            );
+            // Loopback is cheap: poll often so that units start promptly.
+            wc.poll_interval = std::time::Duration::from_millis(300);
+            wc.heartbeat_interval = std::time::Duration::from_secs(10);
+            if config.no_sandbox {
+                wc.sandbox = auspex_worker::SandboxMode::None;
+            }
+            if i >= config.workers.saturating_sub(config.faulty_workers) {
+                wc.fault = config.fault;
+            }
+            workers.push(auspex_worker::spawn(wc));
+        }
         let info = DevnetInfo {
             coordinator_url: coordinator.url(),
             coordinator_pubkey: coordinator.state().key().public_hex().to_owned(),
@@ -120,6 +149,7 @@ impl Devnet {
             ephemeral,
             auto_approve: config.auto_approve,
             pid: std::process::id(),
+            workers: config.workers,
         };
         info.write(&state_dir.join("devnet.json"))?;
         if let Some(pointer) = &config.pointer {
@@ -129,6 +159,7 @@ impl Devnet {
             info,
             coordinator,
             tlog,
+            workers,
             pointer: config.pointer,
             _temp: temp,
         })
@@ -147,6 +178,9 @@ impl Devnet {
     /// Stops the servers, removes the pointer file if it still names this
     /// devnet, and removes the state directory if it was temporary.
     pub async fn shutdown(self) {
+        for w in self.workers {
+            let _ = w.shutdown().await;
+        }
         self.coordinator.shutdown().await;
         let _ = self.tlog.shutdown().await;
         if let Some(pointer) = &self.pointer {

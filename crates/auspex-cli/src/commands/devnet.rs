@@ -1,13 +1,12 @@
 //! `auspex devnet up|down|status|tenant add|approve`.
 
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use auspex_devnet::admin::{self, AdminError};
 use auspex_devnet::{Devnet, DevnetConfig, DevnetInfo, discover, pointer_path};
 use auspex_wire::json::{self, Value};
 
-use super::{CliError, ExitStatus, home_dir};
+use super::{CliError, ExitStatus, home_dir, wait_for_stop};
 use crate::args::{DevnetCommand, DevnetSelect, DevnetTenantCommand};
 use crate::printer::Printer;
 
@@ -21,7 +20,36 @@ pub fn run(cmd: DevnetCommand, p: &mut Printer) -> Result<ExitStatus, CliError> 
             state,
             port,
             auto_approve,
-        } => rt.block_on(up(state, port, auto_approve, p)),
+            workers,
+            faulty_workers,
+            fault,
+            no_sandbox,
+        } => {
+            let fault = match fault.as_deref() {
+                None => None,
+                Some(f) => Some(auspex_worker::Fault::parse(f).ok_or_else(|| {
+                    CliError::usage(format!(
+                        "unknown fault {f:?}: use wrong-answer, crash, hang, garbage, slow or slow:SECS"
+                    ))
+                })?),
+            };
+            if faulty_workers > workers {
+                return Err(CliError::usage(format!(
+                    "--faulty-workers {faulty_workers} is more than --workers {workers}"
+                )));
+            }
+            let config = DevnetConfig {
+                state_dir: state,
+                coordinator_port: port,
+                auto_approve,
+                workers,
+                faulty_workers,
+                fault,
+                no_sandbox,
+                pointer: None,
+            };
+            rt.block_on(up(config, p))
+        }
         DevnetCommand::Down(select) => down(&select, p),
         DevnetCommand::Status { select, json } => rt.block_on(status(&select, json, p)),
         DevnetCommand::Tenant(DevnetTenantCommand::Add {
@@ -98,12 +126,7 @@ fn select_devnet(select: &DevnetSelect) -> Result<DevnetInfo, CliError> {
     })
 }
 
-async fn up(
-    state: Option<PathBuf>,
-    port: u16,
-    auto_approve: bool,
-    p: &mut Printer,
-) -> Result<ExitStatus, CliError> {
+async fn up(mut config: DevnetConfig, p: &mut Printer) -> Result<ExitStatus, CliError> {
     let pointer = pointer_path(&home_dir()?);
     if let Some(running) = discover(&pointer) {
         return Err(CliError::failure(format!(
@@ -112,14 +135,18 @@ async fn up(
         ))
         .hint("stop it with `auspex devnet down`, or use it as it is"));
     }
-    let devnet = Devnet::start(DevnetConfig {
-        state_dir: state,
-        coordinator_port: port,
-        auto_approve,
-        pointer: Some(pointer),
-    })
-    .await
-    .map_err(|e| CliError::failure("the devnet did not start").caused_by(&e))?;
+    if config.workers > 0 && !config.no_sandbox && !bwrap_available() {
+        return Err(CliError::failure(
+            "the devnet's workers need bubblewrap to sandbox tenant code",
+        )
+        .hint(
+            "install it with `apt-get install bubblewrap`, or pass --no-sandbox for trusted code",
+        ));
+    }
+    config.pointer = Some(pointer);
+    let devnet = Devnet::start(config)
+        .await
+        .map_err(|e| CliError::failure("the devnet did not start").caused_by(&e))?;
     print_info(devnet.info(), p);
     p.note("devnet up; Ctrl-C (or `auspex devnet down`) stops it");
     wait_for_stop().await;
@@ -132,20 +159,9 @@ async fn up(
     Ok(ExitStatus::Success)
 }
 
-/// Resolves on Ctrl-C or SIGTERM.
-async fn wait_for_stop() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = ctrl_c => {}
-                _ = term.recv() => {}
-            }
-        }
-        Err(_) => {
-            let _ = ctrl_c.await;
-        }
-    }
+fn bwrap_available() -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join("bwrap").is_file()))
 }
 
 fn print_info(info: &DevnetInfo, p: &mut Printer) {
@@ -174,6 +190,7 @@ fn print_info(info: &DevnetInfo, p: &mut Printer) {
         "description:       {}",
         info.state_dir.join("devnet.json").display()
     ));
+    p.line(format!("workers:           {}", info.workers));
     p.line(format!(
         "approval:          {}",
         if info.auto_approve {

@@ -132,3 +132,20 @@ pub fn sig_path_for(path: &Path) -> PathBuf {
     s.push(".sig");
     PathBuf::from(s)
 }
+
+/// Resolves on Ctrl-C or SIGTERM (long-running commands: `devnet up`,
+/// `worker run`).
+pub async fn wait_for_stop() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = ctrl_c => {}
+                _ = term.recv() => {}
+            }
+        }
+        Err(_) => {
+            let _ = ctrl_c.await;
+        }
+    }
+}

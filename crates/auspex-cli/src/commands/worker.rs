@@ -10,7 +10,7 @@ use auspex_worker::{
     BwrapOptions, Fault, KeySource, Level, Limits, SandboxMode, WorkerConfig, WorkerError,
 };
 
-use super::{CliError, ExitStatus, home_dir};
+use super::{CliError, ExitStatus, home_dir, wait_for_stop};
 use crate::args::WorkerCommand;
 use crate::printer::Printer;
 
@@ -115,20 +115,4 @@ pub fn run(cmd: WorkerCommand, p: &mut Printer) -> Result<ExitStatus, CliError> 
     p.line(format!("refusals:  {}", stats.refusals.len()));
     p.line(format!("receipts:  {}", stats.receipts.len()));
     Ok(ExitStatus::Success)
-}
-
-/// Resolves on Ctrl-C or SIGTERM.
-async fn wait_for_stop() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = ctrl_c => {}
-                _ = term.recv() => {}
-            }
-        }
-        Err(_) => {
-            let _ = ctrl_c.await;
-        }
-    }
 }

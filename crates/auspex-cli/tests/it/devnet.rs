@@ -71,6 +71,17 @@ fn devnet_up_tenant_upload_approve_down() {
     assert!(url.starts_with("http://127.0.0.1:"), "{url}");
     assert_eq!(info["pid"], up.child.id());
 
+    // The transparency log runs beside the coordinator, with its trusted root on disk.
+    let tlog = info["tlog_url"].as_str().expect("tlog url").to_owned();
+    let root_path = info["trusted_root_path"].as_str().expect("trusted root");
+    let root: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(root_path).expect("trusted root written"))
+            .expect("trusted root JSON");
+    assert_eq!(root["tlogs"][0]["baseUrl"], tlog.as_str());
+    let log = http_get(&tlog, "/api/v1/log");
+    assert!(log.starts_with("HTTP/1.1 200"), "{log}");
+    assert!(log.contains("\"treeSize\""), "{log}");
+
     let key = ctx.tenant_key();
     ctx.run(&[
         &"devnet",
