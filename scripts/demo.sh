@@ -1,13 +1,28 @@
 #!/usr/bin/env bash
-# The most complete end-to-end flow that exists today: a fresh tenant key, the
-# example manifest validated, signed and verified by auspex and by the official
-# Python SDK (auspexai-tenant 0.5.5); then a devnet on 127.0.0.1, to which the
-# official SDK uploads the experiment and on which auspex approves it.
+# The main job, end to end on one machine: a real experiment on the embedded
+# devnet, ending in a verified table.
+#
+#   1. a fresh tenant key, and a devnet on 127.0.0.1 (coordinator, Rekor-shaped
+#      transparency log, three workers that run tenant code in a bubblewrap sandbox);
+#   2. the example experiment (examples/doubler): package digest, manifest
+#      validated and signed by auspex, package and manifest uploaded;
+#   3. ten work units, each computed by three workers with their own keys,
+#      consensus, receipts, an attestation anchored in the devnet's log;
+#   4. the anchor verified offline by auspex against the log's trusted root; the
+#      evidence bundle taken into custody and verified, then flattened into a
+#      CSV table.
+#
+# Steps 2–4 use the official Python SDK (auspexai-tenant, installed under
+# target/) where auspex has no client command yet: it cannot tell the devnet
+# from the real network.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+bash scripts/python-peers.sh
 cargo build --release --quiet --bin auspex
 auspex=$PWD/target/release/auspex
+sdk=$PWD/target/py-0.6.67/bin
+py055=$PWD/target/py-0.5.5/bin/python
 work=$(mktemp -d)
 devnet_pid=
 cleanup() {
@@ -15,54 +30,90 @@ cleanup() {
     rm -rf "$work"
 }
 trap cleanup EXIT
-export HOME_FOR_DEMO="$work/home"
-mkdir -p "$HOME_FOR_DEMO"
+# auspex finds the running devnet through a file under $HOME: keep it private.
+export HOME="$work/home"
+mkdir -p "$HOME"
+key="$work/tenant_key"
 
 step() { printf '\n== %s\n' "$*"; }
 
-step "a new tenant key (PKCS#8 PEM, mode 0600)"
-"$auspex" key generate -o "$work/tenant_key"
-ls -l "$work/tenant_key"
+step "a tenant key (PKCS#8 PEM, mode 0600)"
+"$auspex" key generate -o "$key"
 
-step "validate the example manifest"
-cp examples/doubler/manifest.json "$work/manifest.json"
-"$auspex" manifest validate "$work/manifest.json"
+step "a devnet on 127.0.0.1 with three sandboxed workers"
+"$auspex" devnet up --state "$work/devnet" --workers 3 --auto-approve &
+devnet_pid=$!
+for _ in $(seq 300); do [ -f "$work/devnet/devnet.json" ] && break; sleep 0.1; done
+field() { "$sdk/python" -c "import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])" "$work/devnet/devnet.json" "$1"; }
+url=$(field coordinator_url)
+coordinator_key=$(field coordinator_pubkey)
+"$auspex" devnet tenant add auspex-examples --key "$key"
 
-step "sign it, check the signature, and print its content address"
-"$auspex" manifest sign "$work/manifest.json" --key "$work/tenant_key"
-"$auspex" manifest verify "$work/manifest.json" --signer "$("$auspex" key pubkey --key "$work/tenant_key")"
-echo "manifest hash: $("$auspex" manifest hash "$work/manifest.json")"
+step "the experiment: package digest pinned in the manifest, validated and signed"
+mkdir -p "$work/pkg"
+cp examples/doubler/executor.py "$work/pkg/"
+digest=$("$auspex" package digest "$work/pkg")
+"$sdk/python" - "$work/pkg/manifest.json" "$digest" <<'PY'
+import json, sys
+m = json.load(open("examples/doubler/manifest.json"))
+m["executor"]["package_sha256"] = sys.argv[2]
+open(sys.argv[1], "w").write(json.dumps(m, indent=2, ensure_ascii=False) + "\n")
+PY
+"$auspex" manifest validate "$work/pkg/manifest.json"
+"$auspex" manifest sign "$work/pkg/manifest.json" --key "$key"
 
-step "a receipt signed by the coordinator key of the shared vectors"
-"$auspex" receipts show crates/auspex-crypto/tests/fixtures/receipt.cose
+step "upload the package and the signed manifest (official SDK)"
+"$sdk/auspexai-tenant" package upload "$work/pkg" --coordinator "$url" --key "$key"
+"$sdk/auspexai-tenant" manifest upload "$work/pkg/manifest.json" --coordinator "$url" --key "$key" >/dev/null
+exp=$("$sdk/auspexai-tenant" experiment list --coordinator "$url" --key "$key" | awk '{print $1; exit}')
+echo "experiment $exp"
 
-step "the official SDK checks our key and signature"
-bash scripts/python-peers.sh
-target/py-0.5.5/bin/python - "$work" <<'PY'
-import json, sys, pathlib
-from auspexai_tenant import MaintainerKey, Manifest, ManifestSignature, verify_manifest
-work = pathlib.Path(sys.argv[1])
-key = MaintainerKey.load(work / "tenant_key")
-manifest = Manifest.model_validate(json.loads((work / "manifest.json").read_text()))
-sig = ManifestSignature.model_validate_json((work / "manifest.json.sig").read_text())
-assert sig.maintainer_pubkey == key.pubkey_hex, "official SDK reads another public key"
-assert verify_manifest(manifest, sig), "official SDK rejects our signature"
-print(f"auspexai-tenant 0.5.5: key {key.pubkey_hex[:16]}… loads, signature verifies")
+step "ten work units, finalized; the workers compute them (replication 3)"
+"$py055" - "$url" "$key" "$exp" <<'PY'
+import pathlib, sys, time
+from auspexai_tenant import Experiment, MaintainerKey, Unit
+url, key, exp = sys.argv[1], MaintainerKey.load(pathlib.Path(sys.argv[2])), sys.argv[3]
+e = Experiment(url, key, exp)
+e.submit_units([Unit(f"u-{i:03}", {"value": i}) for i in range(10)])
+e.finalize()
+deadline = time.time() + 300
+while True:
+    if e.reader.get_experiment(exp).get("status") == "completed":
+        break
+    if time.time() > deadline:
+        sys.exit("the experiment did not complete in time")
+    time.sleep(0.5)
+print("completed")
 PY
 
-step "a devnet on 127.0.0.1 (coordinator with a persistent key, state in $work/devnet)"
-HOME="$HOME_FOR_DEMO" "$auspex" devnet up --state "$work/devnet" &
-devnet_pid=$!
-for _ in $(seq 100); do [ -f "$work/devnet/devnet.json" ] && break; sleep 0.1; done
-url=$(target/py-0.5.5/bin/python -c "import json,sys; print(json.load(open(sys.argv[1]))['coordinator_url'])" "$work/devnet/devnet.json")
-HOME="$HOME_FOR_DEMO" "$auspex" devnet tenant add auspex-examples --key "$work/tenant_key"
+step "the attestation's transparency-log entry, verified offline by auspex"
+"$py055" - "$url" "$key" "$exp" "$work" <<'PY'
+import base64, hashlib, pathlib, sys, time, urllib.request, json
+from auspexai_tenant import MaintainerKey, TenantClient
+url, key, exp, work = sys.argv[1], MaintainerKey.load(pathlib.Path(sys.argv[2])), sys.argv[3], pathlib.Path(sys.argv[4])
+client = TenantClient(url, key)
+for _ in range(100):
+    att = client.get_attestation(exp)
+    if att.rekor_entry_uuid not in (None, "", "lab-mode-no-rekor"):
+        break
+    time.sleep(0.2)
+info = json.load(open(work / "devnet" / "devnet.json"))
+entry = urllib.request.urlopen(f"{info['tlog_url']}/api/v1/log/entries/{att.rekor_entry_uuid}").read()
+(work / "entry.json").write_bytes(entry)
+cose = base64.b64decode(att.cose_b64)
+(work / "artifact.sha256").write_text(hashlib.sha256(cose).hexdigest())
+PY
+"$auspex" tlog verify-entry "$work/entry.json" \
+    --trusted-root "$work/devnet/tlog/trusted_root.json" \
+    --artifact-sha256 "$(cat "$work/artifact.sha256")"
 
-step "the official SDK uploads the signed experiment to the devnet"
-target/py-0.5.5/bin/auspexai-tenant manifest upload "$work/manifest.json" --coordinator "$url" --key "$work/tenant_key"
+step "custody: the evidence bundle, verified (signer pinned to the coordinator key)"
+"$sdk/auspexai-tenant" experiment export "$exp" -o "$work/bundle.json" \
+    --coordinator "$url" --key "$key" --signer "$coordinator_key"
 
-step "the devnet's maintainer approves it"
-exp=$(target/py-0.5.5/bin/auspexai-tenant experiment list --coordinator "$url" --key "$work/tenant_key" | awk '{print $1; exit}')
-HOME="$HOME_FOR_DEMO" "$auspex" devnet approve "$exp"
-HOME="$HOME_FOR_DEMO" "$auspex" devnet status
-HOME="$HOME_FOR_DEMO" "$auspex" devnet down
+step "the verified table"
+"$sdk/auspexai-tenant" bundle table "$work/bundle.json" -o "$work/results.csv" --signer "$coordinator_key"
+"$sdk/python" -c "import csv,sys; rows=list(csv.reader(open(sys.argv[1]))); cols=[i for i,c in enumerate(rows[0]) if c in ('unit_id','input.value','output.value','output.doubled','semantic_hash')]; [print('  '.join(r[i][:16] for i in cols)) for r in rows]" "$work/results.csv"
+
+"$auspex" devnet down
 devnet_pid=

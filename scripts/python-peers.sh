@@ -3,6 +3,7 @@
 # against, each in its own virtual environment under target/ (never system-wide):
 #   target/py-0.5.5   auspexai-tenant[analysis]==0.5.5   (pandas + pyarrow for `bundle table`)
 #   target/py-0.6.67  auspexai-tenant[analysis]==0.6.67
+#   target/py-worker-0.2.80  auspexai-worker==0.2.80   (the official volunteer worker daemon)
 # Idempotent: an environment whose package is already installed is left alone.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,4 +24,5 @@ peer() {
 mkdir -p target
 peer target/py-0.5.5 "auspexai-tenant[analysis]==0.5.5" "auspexai_tenant, pandas, pyarrow"
 peer target/py-0.6.67 "auspexai-tenant[analysis]==0.6.67" "auspexai_tenant, pandas, pyarrow"
-echo "python-peers: ready (target/py-0.5.5, target/py-0.6.67)" >&2
+peer target/py-worker-0.2.80 "auspexai-worker==0.2.80" "auspexai_worker"
+echo "python-peers: ready (target/py-0.5.5, target/py-0.6.67, target/py-worker-0.2.80)" >&2

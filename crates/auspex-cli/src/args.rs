@@ -26,6 +26,9 @@ pub enum Command {
     /// Decode and inspect receipts.
     #[command(subcommand)]
     Receipts(ReceiptsCommand),
+    /// Executor packages: the digest a manifest pins.
+    #[command(subcommand)]
+    Package(PackageCommand),
     /// Run a local stand-in network (coordinator on 127.0.0.1) and administer it.
     #[command(subcommand)]
     Devnet(DevnetCommand),
@@ -271,5 +274,18 @@ pub enum DevnetTenantCommand {
         key: Option<PathBuf>,
         #[command(flatten)]
         select: DevnetSelect,
+    },
+}
+
+/// `auspex package …`
+#[derive(Debug, Subcommand)]
+pub enum PackageCommand {
+    /// Print the package digest of DIR (the value of `executor.package_sha256`).
+    Digest {
+        /// The package directory.
+        dir: PathBuf,
+        /// Also list every file with its SHA-256, in digest order.
+        #[arg(long)]
+        files: bool,
     },
 }

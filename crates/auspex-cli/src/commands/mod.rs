@@ -4,6 +4,7 @@
 mod devnet;
 mod key;
 mod manifest;
+mod package;
 mod receipts;
 mod tlog;
 mod worker;
@@ -82,6 +83,7 @@ pub fn run(cli: Cli, p: &mut Printer) -> Result<ExitStatus, CliError> {
         Command::Key(cmd) => key::run(cmd, p),
         Command::Manifest(cmd) => manifest::run(cmd, p),
         Command::Receipts(cmd) => receipts::run(cmd, p),
+        Command::Package(cmd) => package::run(cmd, p),
         Command::Devnet(cmd) => devnet::run(cmd, p),
         Command::Tlog(cmd) => tlog::run(cmd, p),
         Command::Worker(cmd) => worker::run(cmd, p),
