@@ -40,6 +40,9 @@ pub struct DevnetConfig {
     pub fault: Option<auspex_worker::Fault>,
     /// Run executors without the bubblewrap sandbox (trusted code only).
     pub no_sandbox: bool,
+    /// How long a worker holds a replica before it is offered to another
+    /// worker; `None` keeps the coordinator's default (600 s).
+    pub lease: Option<std::time::Duration>,
     /// Where to publish the pointer file ([`pointer_path`] of the user's
     /// home); `None` publishes nothing (tests).
     pub pointer: Option<PathBuf>,
@@ -117,6 +120,9 @@ impl Devnet {
             auspex_coordinator::Config::new(&coord_dir).tlog_url(Some(tlog.url().to_owned()));
         cc.bind = SocketAddr::from((Ipv4Addr::LOCALHOST, config.coordinator_port));
         cc.auto_approve = config.auto_approve;
+        if let Some(lease) = config.lease {
+            cc.lease = lease;
+        }
         let coordinator = auspex_coordinator::serve(cc)
             .await
             .map_err(DevnetError::Coordinator)?;

@@ -4,93 +4,20 @@
 //! log — verified by our verifiers against the coordinator's pinned key and
 //! the log's trusted root.
 
-use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+mod common;
+
+use std::time::{Duration, Instant};
 
 use auspex_crypto::attestation::{AttestationInput, AttestationPolicy, verify_attestation};
-use auspex_crypto::http_sig::sign_request;
 use auspex_crypto::keys::TenantKey;
 use auspex_crypto::manifest::sign_manifest;
 use auspex_crypto::tlog::{LogIndexRule, TrustedRoot, VerifyOptions, verify_entry};
 use auspex_devnet::{Devnet, DevnetConfig, admin};
 use auspex_wire::attestation::AttestationResponse;
-use auspex_wire::json::{self, Object, Value};
+use auspex_wire::json::{self, Value};
 use auspex_wire::manifest::{SdkProfile, parse_manifest};
+use common::{Tenant, copy_package, example, obj};
 use sha2::{Digest, Sha256};
-
-fn example() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples/doubler")
-}
-
-struct Tenant {
-    key: TenantKey,
-    base: String,
-    http: reqwest::Client,
-}
-
-impl Tenant {
-    async fn call(&self, method: &str, target: &str, body: Vec<u8>, ctype: &str) -> (u16, Vec<u8>) {
-        self.call_with(method, target, body, ctype, &[]).await
-    }
-
-    async fn call_with(
-        &self,
-        method: &str,
-        target: &str,
-        body: Vec<u8>,
-        ctype: &str,
-        headers: &[(&str, &str)],
-    ) -> (u16, Vec<u8>) {
-        let created = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs() as i64);
-        let authority = self.base.trim_start_matches("http://");
-        let h = sign_request(&self.key, method, target, authority, &body, created);
-        let mut rb = self.http.request(
-            reqwest::Method::from_bytes(method.as_bytes()).expect("method"),
-            format!("{}{target}", self.base),
-        );
-        for (k, v) in h.header_pairs() {
-            rb = rb.header(k, v);
-        }
-        for (k, v) in headers {
-            rb = rb.header(*k, *v);
-        }
-        if !body.is_empty() {
-            rb = rb.header("content-type", ctype).body(body);
-        }
-        let resp = rb.send().await.expect("request");
-        let status = resp.status().as_u16();
-        (status, resp.bytes().await.expect("body").to_vec())
-    }
-
-    async fn json(&self, method: &str, target: &str, body: Option<&Value>) -> Value {
-        let bytes = body
-            .map(|b| json::pydantic_compact(b).into_bytes())
-            .unwrap_or_default();
-        let (status, out) = self.call(method, target, bytes, "application/json").await;
-        assert!(
-            status < 300,
-            "{method} {target}: {status} {}",
-            String::from_utf8_lossy(&out)
-        );
-        json::parse(&out).expect("JSON answer")
-    }
-}
-
-fn obj(pairs: Vec<(&str, Value)>) -> Value {
-    Value::Object(
-        pairs
-            .into_iter()
-            .map(|(k, v)| (k.to_owned(), v))
-            .collect::<Object>(),
-    )
-}
-
-fn copy_package(to: &Path) {
-    std::fs::create_dir_all(to).expect("mkdir");
-    std::fs::copy(example().join("executor.py"), to.join("executor.py")).expect("copy");
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_real_experiment_ends_in_a_verified_anchored_attestation() {

@@ -46,6 +46,7 @@ pub fn run(cmd: DevnetCommand, p: &mut Printer) -> Result<ExitStatus, CliError> 
                 faulty_workers,
                 fault,
                 no_sandbox,
+                lease: None,
                 pointer: None,
             };
             rt.block_on(up(config, p))
