@@ -674,32 +674,3 @@ proptest! {
         }
     }
 }
-
-/// Release-mode throughput target of issue 4: 1,000,000 v1 leaves under a
-/// second on one core. `cargo test --release -p auspex-crypto --test merkle
-/// -- --ignored`.
-#[test]
-#[ignore = "timing; run in release"]
-fn million_v1_leaves_under_a_second() {
-    let ids: Vec<String> = (0..1_000_000u32)
-        .rev()
-        .map(|i| format!("u-{i:07}"))
-        .collect();
-    let hash = "84db80aea1c9efdf9780191c37db919c78aef24a63eba74ef9c8cbc2a8186c89";
-    let receipts: Vec<String> = (0..1_000_000u32).map(|i| format!("rcpt-{i:07}")).collect();
-    let input: Vec<UnitLeaf<'_>> = ids
-        .iter()
-        .zip(&receipts)
-        .map(|(id, r)| UnitLeaf {
-            unit_id: id,
-            consensus_result_hash: hash,
-            receipt_id: r,
-            unit_payload_sha256: Some(hash),
-        })
-        .collect();
-    let start = std::time::Instant::now();
-    let root = merkle::result_set_root(&input, Algorithm::V1);
-    let elapsed = start.elapsed();
-    assert_ne!(root, [0; 32]);
-    assert!(elapsed.as_secs_f64() < 1.0, "took {elapsed:?}");
-}
