@@ -801,18 +801,13 @@ mod tests {
             .expect("load")
             .expect("experiment");
         let key = CoordinatorKey::from_seed([3; 32]);
-        let started = std::time::Instant::now();
         let tx = conn.transaction().expect("tx");
         let (a, created) = ensure_final(&tx, &key, &e).expect("attestation");
         tx.commit().expect("commit");
-        let took = started.elapsed();
         assert!(created);
         assert_eq!(a.unit_count as usize, n);
         let p = predicate(&a).expect("predicate");
         assert_eq!(p.units.len(), n);
-        if !cfg!(debug_assertions) {
-            assert!(took.as_secs_f64() < 2.0, "{n} units took {took:?}");
-        }
     }
 
     #[test]
