@@ -4,23 +4,21 @@
 //! (v3 signature, verified by our coordinator at upload) reach consensus
 //! with ours and earn receipts.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
-use auspex_crypto::http_sig::sign_request;
 use auspex_crypto::keys::TenantKey;
 use auspex_crypto::manifest::sign_manifest;
 use auspex_devnet::{Devnet, DevnetConfig, admin};
-use auspex_wire::json::{self, Object, Value};
+use auspex_wire::json::{self, Value};
 use auspex_wire::manifest::{SdkProfile, parse_manifest};
+use common::{Tenant, copy_package, example, obj};
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn example() -> PathBuf {
-    repo().join("examples/doubler")
 }
 
 /// The official worker's virtual environment, or `None` when interop tests
@@ -75,76 +73,6 @@ fn official(venv: &Path, home: &Path, config: &Path) -> Command {
         .env("AUSPEXAI_WORKER_DASHBOARD_ENABLED", "0")
         .env("LANG", "C.UTF-8");
     cmd
-}
-
-struct Tenant {
-    key: TenantKey,
-    base: String,
-    http: reqwest::Client,
-}
-
-impl Tenant {
-    async fn call(&self, method: &str, target: &str, body: Vec<u8>, ctype: &str) -> (u16, Vec<u8>) {
-        self.call_with(method, target, body, ctype, &[]).await
-    }
-
-    async fn call_with(
-        &self,
-        method: &str,
-        target: &str,
-        body: Vec<u8>,
-        ctype: &str,
-        headers: &[(&str, &str)],
-    ) -> (u16, Vec<u8>) {
-        let created = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs() as i64);
-        let authority = self.base.trim_start_matches("http://");
-        let h = sign_request(&self.key, method, target, authority, &body, created);
-        let mut rb = self.http.request(
-            reqwest::Method::from_bytes(method.as_bytes()).expect("method"),
-            format!("{}{target}", self.base),
-        );
-        for (k, v) in h.header_pairs() {
-            rb = rb.header(k, v);
-        }
-        for (k, v) in headers {
-            rb = rb.header(*k, *v);
-        }
-        if !body.is_empty() {
-            rb = rb.header("content-type", ctype).body(body);
-        }
-        let resp = rb.send().await.expect("request");
-        let status = resp.status().as_u16();
-        (status, resp.bytes().await.expect("body").to_vec())
-    }
-
-    async fn json(&self, method: &str, target: &str, body: Option<&Value>) -> Value {
-        let bytes = body
-            .map(|b| json::pydantic_compact(b).into_bytes())
-            .unwrap_or_default();
-        let (status, out) = self.call(method, target, bytes, "application/json").await;
-        assert!(
-            status < 300,
-            "{method} {target}: {status} {}",
-            String::from_utf8_lossy(&out)
-        );
-        json::parse(&out).expect("JSON answer")
-    }
-}
-
-fn obj(pairs: Vec<(&str, Value)>) -> Value {
-    Value::Object(
-        pairs
-            .into_iter()
-            .map(|(k, v)| (k.to_owned(), v))
-            .collect::<Object>(),
-    )
-}
-
-fn copy_package(to: &Path) {
-    std::fs::create_dir_all(to).expect("mkdir");
-    std::fs::copy(example().join("executor.py"), to.join("executor.py")).expect("copy");
 }
 
 fn is_hex64(s: &str) -> bool {
