@@ -222,6 +222,10 @@ pub enum DevnetCommand {
         /// Run executors without the sandbox (trusted code only; logged loudly).
         #[arg(long)]
         no_sandbox: bool,
+        /// How long a worker holds a replica before it is offered to another
+        /// worker, in seconds [default: 600].
+        #[arg(long, value_name = "SECS")]
+        lease: Option<u64>,
     },
     /// Stop the running devnet.
     Down(DevnetSelect),

@@ -289,6 +289,24 @@ CREATE TABLE driver_status (
     reported_at TEXT NOT NULL
 );
 "#,
+    // 3: indexes so per-request cost does not grow with experiment size.
+    // Settling a unit reads its replicas `ORDER BY completed_at_key,
+    // result_id`; with only `results_by_unit` SQLite preferred walking
+    // `results_by_time` over the whole experiment to skip the sort, so it
+    // gets an index with the unit and the order (which subsumes
+    // `results_by_unit`). The assignment picker finds a worker's re-armable
+    // refusals (refused, no result) and an experiment's live leases (for
+    // `max_concurrent_assignments`) through partial indexes whose size is
+    // the number of such rows, not every assignment ever made.
+    r#"
+CREATE INDEX results_by_unit_time
+    ON results (experiment_id, unit_id, completed_at_key, result_id);
+DROP INDEX results_by_unit;
+CREATE INDEX assignments_refused_open ON assignments (experiment_id, worker_id)
+    WHERE refused_at IS NOT NULL AND result_id IS NULL;
+CREATE INDEX assignments_active ON assignments (experiment_id, lease_expires_us)
+    WHERE result_id IS NULL AND refused_at IS NULL;
+"#,
 ];
 
 /// Why the database could not be opened.

@@ -24,6 +24,7 @@ pub fn run(cmd: DevnetCommand, p: &mut Printer) -> Result<ExitStatus, CliError> 
             faulty_workers,
             fault,
             no_sandbox,
+            lease,
         } => {
             let fault = match fault.as_deref() {
                 None => None,
@@ -46,7 +47,7 @@ pub fn run(cmd: DevnetCommand, p: &mut Printer) -> Result<ExitStatus, CliError> 
                 faulty_workers,
                 fault,
                 no_sandbox,
-                lease: None,
+                lease: lease.map(std::time::Duration::from_secs),
                 pointer: None,
             };
             rt.block_on(up(config, p))
