@@ -10,12 +10,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use auspex_crypto::keys::TenantKey;
-use auspex_crypto::manifest::sign_manifest;
-use auspex_devnet::{Devnet, DevnetConfig, admin};
+use auspex_devnet::DevnetConfig;
 use auspex_wire::json::{self, Value};
-use auspex_wire::manifest::{SdkProfile, parse_manifest};
-use common::{Tenant, copy_package, example, obj};
+use common::obj;
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -87,77 +84,17 @@ async fn the_official_worker_joins_and_agrees_with_ours() {
         return;
     };
     let dir = tempfile::tempdir().expect("tempdir");
-    let devnet = Devnet::start(DevnetConfig {
+    let (devnet, tenant) = common::start(DevnetConfig {
         state_dir: Some(dir.path().join("state")),
-        auto_approve: true,
         workers: 2,
         ..DevnetConfig::default()
     })
-    .await
-    .expect("devnet starts");
+    .await;
     let info = devnet.info().clone();
-    let tenant = Tenant {
-        key: TenantKey::from_seed([9; 32]),
-        base: info.coordinator_url.clone(),
-        http: reqwest::Client::new(),
-    };
-    admin::add_tenant(&info, "auspex-examples", &tenant.key.public_hex())
-        .await
-        .expect("tenant added");
 
     // The doubler package and a signed manifest pinning its digest.
-    let pkg = dir.path().join("pkg");
-    copy_package(&pkg);
-    let digest = auspex_wire::package::package_digest(&pkg)
-        .expect("digest")
-        .sha256;
-    let mut manifest =
-        json::parse(&std::fs::read(example().join("manifest.json")).expect("manifest"))
-            .expect("manifest JSON");
-    if let Value::Object(m) = &mut manifest {
-        m.insert(
-            "executor".into(),
-            obj(vec![
-                ("command", Value::from(vec!["python3", "executor.py"])),
-                ("package_sha256", Value::from(digest)),
-            ]),
-        );
-    }
-    let text = json::pydantic_compact(&manifest);
-    let parsed = parse_manifest(text.as_bytes()).expect("valid manifest");
-    let sig = sign_manifest(&parsed, &tenant.key, SdkProfile::V0_5_5).expect("signed");
-    let signature = obj(vec![
-        ("sig_v", Value::from(sig.sig_v)),
-        ("maintainer_pubkey", Value::from(sig.maintainer_pubkey)),
-        ("signature", Value::from(sig.signature)),
-    ]);
-    let created = tenant
-        .json(
-            "POST",
-            "/api/v0/experiments",
-            Some(&obj(vec![("manifest", manifest), ("signature", signature)])),
-        )
-        .await;
-    let id = created
-        .get("experiment_id")
-        .and_then(Value::as_str)
-        .expect("id")
-        .to_owned();
-    let archive = auspex_wire::package::build_package_archive(&pkg).expect("archive");
-    let (status, out) = tenant
-        .call_with(
-            "POST",
-            "/api/v0/packages",
-            archive.bytes.clone(),
-            "application/gzip",
-            &[("x-package-digest", archive.digest.sha256.as_str())],
-        )
-        .await;
-    assert!(
-        status < 300,
-        "package upload: {status} {}",
-        String::from_utf8_lossy(&out)
-    );
+    let (id, manifest_hash) =
+        common::create_experiment(&tenant, dir.path(), common::Executor::Python, 3).await;
 
     // The official worker: own key and config under a temporary HOME,
     // pointed at the devnet, CPU-only, passthrough sandbox, running the
@@ -223,7 +160,7 @@ async fn the_official_worker_joins_and_agrees_with_ours() {
                 ("unit_id", Value::from(format!("u-{i:03}"))),
                 ("tenant_id", Value::from("auspex-examples")),
                 ("experiment_id", Value::from("doubler-v1")),
-                ("manifest_sha256", Value::from(parsed.manifest_hash())),
+                ("manifest_sha256", Value::from(manifest_hash.as_str())),
                 ("payload", obj(vec![("value", Value::from(i as i64 + 20))])),
             ])
         })
