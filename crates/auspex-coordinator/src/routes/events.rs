@@ -84,9 +84,9 @@ async fn pump(
     filter: Option<String>,
     last_event_id: Option<u64>,
     tx: mpsc::Sender<Bytes>,
+    mut closing: tokio::sync::watch::Receiver<bool>,
 ) {
     let keepalive = state.config().sse_keepalive;
-    let mut closing = state.closing();
     let send = |text: String| {
         let tx = tx.clone();
         async move { tx.send(Bytes::from(text)).await.is_ok() }
@@ -125,7 +125,10 @@ async fn pump(
                 }
                 idle_until = Instant::now() + keepalive;
             }
-            _ = closing.changed() => return,
+            // `wait_for` also sees a shutdown that began before this task
+            // first ran (a plain `changed()` would miss it and keep the
+            // connection, and so the graceful shutdown, open forever).
+            _ = async { closing.wait_for(|closing| *closing).await.is_ok() } => return,
             () = tx.closed() => return,
         }
     }
@@ -138,8 +141,9 @@ fn stream_response(
 ) -> Response {
     // Subscribe before the replay is read, so nothing falls in between.
     let rx = state.events().subscribe();
+    let closing = state.closing();
     let (tx, body_rx) = mpsc::channel(64);
-    tokio::spawn(pump(state.clone(), rx, filter, last_event_id, tx));
+    tokio::spawn(pump(state.clone(), rx, filter, last_event_id, tx, closing));
     let mut resp = Body::from_stream(FrameStream(body_rx)).into_response();
     let h = resp.headers_mut();
     h.insert(
