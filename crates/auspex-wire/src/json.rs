@@ -329,7 +329,7 @@ pub fn parse_str(text: &str) -> Result<Value, ParseError> {
         return Err(p.error(ParseErrorKind::Bom));
     }
     p.skip_ws();
-    let v = p.value(0)?;
+    let v = p.value()?;
     p.skip_ws();
     if p.pos != p.bytes.len() {
         return Err(p.error(ParseErrorKind::TrailingData));
@@ -387,83 +387,117 @@ impl Parser<'_> {
         }
     }
 
-    fn value(&mut self, depth: usize) -> Result<Value, ParseError> {
-        if depth > MAX_DEPTH {
-            return Err(self.error(ParseErrorKind::TooDeep));
+    /// One value, without recursion: open containers live on an explicit
+    /// stack, so hostile nesting costs heap, never the thread's stack (a
+    /// server parses on small-stack worker threads).
+    fn value(&mut self) -> Result<Value, ParseError> {
+        enum Open {
+            Array(Vec<Value>),
+            /// Members so far and the key whose value is being parsed.
+            Object(Object, String),
         }
-        match self.bytes.get(self.pos) {
-            None => Err(self.error(ParseErrorKind::Eof)),
-            Some(b'{') => self.object(depth),
-            Some(b'[') => self.array(depth),
-            Some(b'"') => Ok(Value::String(self.string()?)),
-            Some(b'n') if self.eat_literal("null") => Ok(Value::Null),
-            Some(b't') if self.eat_literal("true") => Ok(Value::Bool(true)),
-            Some(b'f') if self.eat_literal("false") => Ok(Value::Bool(false)),
-            Some(b'N') if self.eat_literal("NaN") => Ok(Value::Float(f64::NAN)),
-            Some(b'I') if self.eat_literal("Infinity") => Ok(Value::Float(f64::INFINITY)),
-            Some(b'-') if self.eat_literal("-Infinity") => Ok(Value::Float(f64::NEG_INFINITY)),
-            Some(b'-' | b'0'..=b'9') => self.number(),
-            Some(_) => Err(self.unexpected("a JSON value")),
+        let mut stack: Vec<Open> = Vec::new();
+        loop {
+            // A value starts here, nested `stack.len()` containers deep.
+            if stack.len() > MAX_DEPTH {
+                return Err(self.error(ParseErrorKind::TooDeep));
+            }
+            let mut done = match self.bytes.get(self.pos) {
+                None => return Err(self.error(ParseErrorKind::Eof)),
+                Some(b'{') => {
+                    self.pos += 1;
+                    self.skip_ws();
+                    if self.bytes.get(self.pos) == Some(&b'}') {
+                        self.pos += 1;
+                        Value::Object(Object::new())
+                    } else {
+                        let key = self.member_key()?;
+                        stack.push(Open::Object(Object::new(), key));
+                        continue;
+                    }
+                }
+                Some(b'[') => {
+                    self.pos += 1;
+                    self.skip_ws();
+                    if self.bytes.get(self.pos) == Some(&b']') {
+                        self.pos += 1;
+                        Value::Array(Vec::new())
+                    } else {
+                        stack.push(Open::Array(Vec::new()));
+                        continue;
+                    }
+                }
+                Some(b'"') => Value::String(self.string()?),
+                Some(b'n') if self.eat_literal("null") => Value::Null,
+                Some(b't') if self.eat_literal("true") => Value::Bool(true),
+                Some(b'f') if self.eat_literal("false") => Value::Bool(false),
+                Some(b'N') if self.eat_literal("NaN") => Value::Float(f64::NAN),
+                Some(b'I') if self.eat_literal("Infinity") => Value::Float(f64::INFINITY),
+                Some(b'-') if self.eat_literal("-Infinity") => Value::Float(f64::NEG_INFINITY),
+                Some(b'-' | b'0'..=b'9') => self.number()?,
+                Some(_) => return Err(self.unexpected("a JSON value")),
+            };
+            // Hand the finished value to its container; close containers
+            // whose last element it was.
+            loop {
+                let Some(open) = stack.pop() else {
+                    return Ok(done);
+                };
+                self.skip_ws();
+                match open {
+                    Open::Array(mut items) => {
+                        items.push(done);
+                        match self.bytes.get(self.pos) {
+                            Some(b',') => {
+                                self.pos += 1;
+                                self.skip_ws();
+                                stack.push(Open::Array(items));
+                                break;
+                            }
+                            Some(b']') => {
+                                self.pos += 1;
+                                done = Value::Array(items);
+                            }
+                            _ => return Err(self.unexpected("',' or ']'")),
+                        }
+                    }
+                    Open::Object(mut members, key) => {
+                        // Python dict semantics: a repeated key keeps its
+                        // first position and takes the last value.
+                        members.insert(key, done);
+                        match self.bytes.get(self.pos) {
+                            Some(b',') => {
+                                self.pos += 1;
+                                self.skip_ws();
+                                let key = self.member_key()?;
+                                stack.push(Open::Object(members, key));
+                                break;
+                            }
+                            Some(b'}') => {
+                                self.pos += 1;
+                                done = Value::Object(members);
+                            }
+                            _ => return Err(self.unexpected("',' or '}'")),
+                        }
+                    }
+                }
+            }
         }
     }
 
-    fn object(&mut self, depth: usize) -> Result<Value, ParseError> {
-        self.pos += 1; // '{'
-        let mut members = Object::new();
+    /// `"key"` `:` and the whitespace after it; the value follows.
+    fn member_key(&mut self) -> Result<String, ParseError> {
+        if self.bytes.get(self.pos) != Some(&b'"') {
+            return Err(self.unexpected("a property name in double quotes"));
+        }
+        let key = self.string()?;
         self.skip_ws();
-        if self.bytes.get(self.pos) == Some(&b'}') {
-            self.pos += 1;
-            return Ok(Value::Object(members));
+        if self.bytes.get(self.pos) != Some(&b':') {
+            return Err(self.unexpected("':' delimiter"));
         }
-        loop {
-            self.skip_ws();
-            if self.bytes.get(self.pos) != Some(&b'"') {
-                return Err(self.unexpected("a property name in double quotes"));
-            }
-            let key = self.string()?;
-            self.skip_ws();
-            if self.bytes.get(self.pos) != Some(&b':') {
-                return Err(self.unexpected("':' delimiter"));
-            }
-            self.pos += 1;
-            self.skip_ws();
-            let v = self.value(depth + 1)?;
-            // Python dict semantics: a repeated key keeps its first position and
-            // takes the last value.
-            members.insert(key, v);
-            self.skip_ws();
-            match self.bytes.get(self.pos) {
-                Some(b',') => self.pos += 1,
-                Some(b'}') => {
-                    self.pos += 1;
-                    return Ok(Value::Object(members));
-                }
-                _ => return Err(self.unexpected("',' or '}'")),
-            }
-        }
-    }
-
-    fn array(&mut self, depth: usize) -> Result<Value, ParseError> {
-        self.pos += 1; // '['
-        let mut items = Vec::new();
+        self.pos += 1;
         self.skip_ws();
-        if self.bytes.get(self.pos) == Some(&b']') {
-            self.pos += 1;
-            return Ok(Value::Array(items));
-        }
-        loop {
-            self.skip_ws();
-            items.push(self.value(depth + 1)?);
-            self.skip_ws();
-            match self.bytes.get(self.pos) {
-                Some(b',') => self.pos += 1,
-                Some(b']') => {
-                    self.pos += 1;
-                    return Ok(Value::Array(items));
-                }
-                _ => return Err(self.unexpected("',' or ']'")),
-            }
-        }
+        Ok(key)
     }
 
     fn digits(&mut self) -> usize {

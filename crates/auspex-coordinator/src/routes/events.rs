@@ -21,7 +21,7 @@ use std::task::{Context, Poll};
 
 use auspex_wire::json::{Object, Value};
 use axum::body::{Body, Bytes};
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse as _, Response};
 use tokio::sync::{broadcast, mpsc};
@@ -186,7 +186,7 @@ async fn authorize(
 /// `GET /experiments/{id}/events`.
 pub(crate) async fn experiment_stream(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    super::Params(id): super::Params<String>,
     req: RawRequest,
 ) -> Response {
     match authorize(&state, req, Some(id.clone())).await {

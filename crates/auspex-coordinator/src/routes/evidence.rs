@@ -11,7 +11,7 @@ use std::collections::{BTreeSet, HashSet};
 use auspex_crypto::custody::{CustodyRecord, ROOT_KIND_FLAT};
 use auspex_crypto::merkle;
 use auspex_wire::json::Value;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse as _, Response};
 use base64::Engine as _;
@@ -97,7 +97,7 @@ fn not_completed(e: &ExperimentRow) -> ApiError {
 /// before completion when asked, else 425 `experiment_not_completed`.
 pub(crate) async fn get_attestation(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    super::Params(id): super::Params<String>,
     req: RawRequest,
 ) -> Response {
     let run = async {
@@ -130,7 +130,7 @@ pub(crate) async fn get_attestation(
 /// `GET /experiments/{id}/results/export`: the evidence bundle v1.
 pub(crate) async fn export(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    super::Params(id): super::Params<String>,
     req: RawRequest,
 ) -> Response {
     let run = async {

@@ -15,7 +15,8 @@ pub mod workers;
 
 use auspex_wire::json::{self, Object, Value};
 use axum::Router;
-use axum::extract::{Path, State};
+use axum::extract::{FromRequestParts, Path, State};
+use axum::http::request::Parts;
 use axum::response::{IntoResponse as _, Response};
 use axum::routing::{get, post};
 
@@ -135,6 +136,26 @@ pub(crate) fn routes() -> Router<AppState> {
 // Handlers: authenticate, then run the route's synchronous code.
 // ---------------------------------------------------------------------------
 
+/// Path parameters, with a malformed one (bad percent-encoding, invalid
+/// UTF-8) answered as a 422 validation error in the API's envelope instead
+/// of axum's plain-text 400.
+pub(crate) struct Params<T>(pub T);
+
+impl<S: Send + Sync, T: serde::de::DeserializeOwned + Send> FromRequestParts<S> for Params<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        match Path::<T>::from_request_parts(parts, state).await {
+            Ok(Path(v)) => Ok(Params(v)),
+            Err(e) => Err(ApiError::Validation(vec![validation_item(
+                &["path"],
+                "path_invalid",
+                e.body_text(),
+            )])),
+        }
+    }
+}
+
 macro_rules! handler {
     ($name:ident, |$s:ident, $cred:ident, $req:ident $(, $p:ident : $t:ty)*| $body:expr) => {
         handler!(@ authenticate, $name, |$s, $cred, $req $(, $p: $t)*| $body);
@@ -145,7 +166,7 @@ macro_rules! handler {
     (@ $auth:ident, $name:ident, |$s:ident, $cred:ident, $req:ident $(, $p:ident : $t:ty)*| $body:expr) => {
         async fn $name(
             State(state): State<AppState>,
-            $(Path($p): Path<$t>,)*
+            $(Params($p): Params<$t>,)*
             $req: RawRequest,
         ) -> Response {
             blocking(state, move |$s| {

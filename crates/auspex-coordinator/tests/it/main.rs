@@ -7,6 +7,7 @@ mod conformance;
 mod durability;
 mod evidence;
 mod flow;
+mod hostile;
 mod interop;
 mod surface;
 mod workers;

@@ -120,3 +120,39 @@ fn pydantic_layouts() {
     assert_eq!(python_float_repr(123989426642750.62), "123989426642750.62");
     assert_eq!(pydantic_compact(&Value::Float(8760.0)), "8760.0");
 }
+
+/// The parser keeps open containers on the heap: hostile nesting is refused
+/// with an error on a small-stack thread (a server's worker thread), and the
+/// deepest accepted value can be encoded and dropped there too.
+#[test]
+fn deep_nesting_needs_no_stack() {
+    let run = |f: Box<dyn FnOnce() + Send>| {
+        std::thread::Builder::new()
+            .stack_size(1 << 20)
+            .spawn(f)
+            .expect("spawn")
+            .join()
+            .expect("no overflow");
+    };
+    run(Box::new(|| {
+        let deep = format!("{}{}", "{\"a\":".repeat(100_000), "}".repeat(100_000));
+        let e = parse(deep.as_bytes()).expect_err("too deep");
+        assert!(matches!(e.kind, ParseErrorKind::TooDeep));
+        let deep = "[".repeat(100_000);
+        assert!(matches!(
+            parse(deep.as_bytes()).map_err(|e| e.kind),
+            Err(ParseErrorKind::TooDeep)
+        ));
+    }));
+    run(Box::new(|| {
+        let ok = format!("{}1{}", "{\"a\":".repeat(MAX_DEPTH), "}".repeat(MAX_DEPTH));
+        let v = parse(ok.as_bytes()).expect("exactly MAX_DEPTH deep");
+        let again = canonical(&v);
+        assert_eq!(again.len(), ok.len());
+        drop(v);
+        let ok = format!("{}{}", "[".repeat(MAX_DEPTH + 1), "]".repeat(MAX_DEPTH + 1));
+        assert!(parse(ok.as_bytes()).is_ok());
+        let bad = format!("{}{}", "[".repeat(MAX_DEPTH + 2), "]".repeat(MAX_DEPTH + 2));
+        assert!(parse(bad.as_bytes()).is_err());
+    }));
+}
