@@ -1,5 +1,5 @@
-//! Anchoring final attestations in a Rekor-shaped transparency log
-//! (`coordinator.md` §7, §13.8).
+//! Anchoring final attestations, pre-registration anchors and deviation
+//! records in a Rekor-shaped transparency log (`coordinator.md` §7, §13.8).
 //!
 //! An attestation is stored first and anchored after: it is never lost
 //! because the log was down. Anchoring is tried right after the attestation
@@ -34,6 +34,7 @@ use ed25519_dalek::pkcs8::EncodePublicKey as _;
 
 use crate::AppState;
 use crate::attestation;
+use crate::prereg;
 use crate::util::{Obj, to_json};
 
 /// Attestations being anchored right now (one attempt at a time each, so
@@ -206,55 +207,139 @@ async fn post(client: &reqwest::Client, base: &str, body: Vec<u8>) -> Post {
     }
 }
 
+/// What can be anchored: final attestations, pre-registration anchors
+/// (keyed by experiment id) and deviation records.
+#[derive(Debug, Clone, Copy)]
+enum Artifact<'a> {
+    Attestation(&'a str),
+    PreRegistration(&'a str),
+    Deviation(&'a str),
+}
+
+impl Artifact<'_> {
+    /// The in-flight key (ids of different kinds never collide).
+    fn key(self) -> String {
+        match self {
+            Artifact::Attestation(id) => format!("att:{id}"),
+            Artifact::PreRegistration(id) => format!("pre:{id}"),
+            Artifact::Deviation(id) => format!("dev:{id}"),
+        }
+    }
+
+    fn prereg_kind(self) -> Option<(prereg::Kind, String)> {
+        match self {
+            Artifact::Attestation(_) => None,
+            Artifact::PreRegistration(id) => Some((prereg::Kind::PreRegistration, id.to_owned())),
+            Artifact::Deviation(id) => Some((prereg::Kind::Deviation, id.to_owned())),
+        }
+    }
+}
+
 /// One anchoring attempt of the final attestation `attestation_id`.
 pub async fn anchor_one(state: &AppState, attestation_id: &str) -> AnchorOutcome {
+    anchor(state, Artifact::Attestation(attestation_id)).await
+}
+
+async fn anchor(state: &AppState, artifact: Artifact<'_>) -> AnchorOutcome {
     let Some(base) = state.config().tlog_url.clone() else {
         return AnchorOutcome::Disabled;
     };
-    if !state.anchor_in_flight().claim(attestation_id) {
+    // Design before data: an attestation is not logged ahead of its
+    // experiment's pre-registration anchor.
+    if let Artifact::Attestation(id) = artifact
+        && let Some(experiment_id) = prereg_waiting(state, id).await
+    {
+        let first = Box::pin(anchor(state, Artifact::PreRegistration(&experiment_id))).await;
+        if let AnchorOutcome::Transient(e) = first {
+            return AnchorOutcome::Transient(format!("pre-registration not logged yet: {e}"));
+        }
+        if prereg_waiting(state, id).await.is_some() {
+            return AnchorOutcome::Transient("pre-registration not logged yet".into());
+        }
+    }
+    let key = artifact.key();
+    if !state.anchor_in_flight().claim(&key) {
         // Another caller (the background task) is anchoring it: wait for
         // that attempt (bounded by the request timeout) so this caller
         // sees its outcome.
         let deadline = tokio::time::Instant::now() + state.config().tlog_timeout * 2;
-        while state.anchor_in_flight().busy(attestation_id)
-            && tokio::time::Instant::now() < deadline
-        {
+        while state.anchor_in_flight().busy(&key) && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(std::time::Duration::from_millis(10)).await;
         }
         return AnchorOutcome::Skipped;
     }
-    let outcome = attempt(state, &base, attestation_id).await;
-    state.anchor_in_flight().release(attestation_id);
+    let outcome = attempt(state, &base, artifact).await;
+    state.anchor_in_flight().release(&key);
     outcome
 }
 
-async fn attempt(state: &AppState, base: &str, attestation_id: &str) -> AnchorOutcome {
-    let id = attestation_id.to_owned();
+/// The experiment of attestation `attestation_id` when its pre-registration
+/// anchor still waits for the log (and is not terminal).
+async fn prereg_waiting(state: &AppState, attestation_id: &str) -> Option<String> {
     let s = state.clone();
-    let loaded = tokio::task::spawn_blocking(move || {
+    let id = attestation_id.to_owned();
+    tokio::task::spawn_blocking(move || {
         let conn = s.db().lock();
-        let terminal: bool = conn
-            .query_row(
-                "SELECT anchor_terminal FROM attestations WHERE attestation_id = ?1",
-                [&id],
-                |r| r.get(0),
-            )
-            .unwrap_or(true);
-        attestation::load_by_id(&conn, &id)
-            .ok()
-            .flatten()
-            .filter(|a| !a.anchored() && !terminal)
+        conn.query_row(
+            "SELECT p.experiment_id FROM attestations a \
+             JOIN pre_registrations p ON p.experiment_id = a.experiment_id \
+             WHERE a.attestation_id = ?1 AND p.rekor_entry_uuid = ?2 AND p.anchor_terminal = 0",
+            rusqlite::params![id, crate::consensus::NO_REKOR_UUID],
+            |r| r.get::<_, String>(0),
+        )
+        .ok()
     })
     .await
     .ok()
-    .flatten();
-    let Some(a) = loaded else {
+    .flatten()
+}
+
+/// The COSE bytes to log, when the artifact still waits for the log.
+async fn unanchored(state: &AppState, artifact: Artifact<'_>) -> Option<Vec<u8>> {
+    let s = state.clone();
+    match artifact {
+        Artifact::Attestation(id) => {
+            let id = id.to_owned();
+            tokio::task::spawn_blocking(move || {
+                let conn = s.db().lock();
+                let terminal: bool = conn
+                    .query_row(
+                        "SELECT anchor_terminal FROM attestations WHERE attestation_id = ?1",
+                        [&id],
+                        |r| r.get(0),
+                    )
+                    .unwrap_or(true);
+                attestation::load_by_id(&conn, &id)
+                    .ok()
+                    .flatten()
+                    .filter(|a| !a.anchored() && !terminal)
+                    .map(|a| a.cose)
+            })
+            .await
+            .ok()
+            .flatten()
+        }
+        other => {
+            let (kind, id) = other.prereg_kind()?;
+            tokio::task::spawn_blocking(move || {
+                let conn = s.db().lock();
+                prereg::unanchored_cose(&conn, kind, &id).ok().flatten()
+            })
+            .await
+            .ok()
+            .flatten()
+        }
+    }
+}
+
+async fn attempt(state: &AppState, base: &str, artifact: Artifact<'_>) -> AnchorOutcome {
+    let Some(cose) = unanchored(state, artifact).await else {
         return AnchorOutcome::Skipped;
     };
     let client = state.http();
     let mut result = Post::Transient("not attempted".into());
     for hash_form in [false, true] {
-        let body = match rekord_entry(state, &a.cose, hash_form) {
+        let body = match rekord_entry(state, &cose, hash_form) {
             Ok(b) => b,
             Err(e) => return AnchorOutcome::Permanent(e),
         };
@@ -264,21 +349,39 @@ async fn attempt(state: &AppState, base: &str, attestation_id: &str) -> AnchorOu
             break;
         }
     }
-    let id = attestation_id.to_owned();
-    let s = state.clone();
     let outcome = match &result {
         Post::Done(..) => AnchorOutcome::Anchored,
         Post::Transient(e) => AnchorOutcome::Transient(e.clone()),
         Post::Permanent(_, e) => AnchorOutcome::Permanent(e.clone()),
     };
+    let s = state.clone();
+    let attestation_id = match artifact {
+        Artifact::Attestation(id) => Some(id.to_owned()),
+        _ => None,
+    };
+    let other = artifact.prereg_kind();
     let stored = tokio::task::spawn_blocking(move || {
         let conn = s.db().lock();
-        match result {
-            Post::Done(index, uuid, proof) => {
+        match (attestation_id, other, result) {
+            (Some(id), _, Post::Done(index, uuid, proof)) => {
                 attestation::set_anchor(&conn, &id, index, &uuid, proof.as_ref())
             }
-            Post::Transient(e) => attestation::record_anchor_failure(&conn, &id, false, &e),
-            Post::Permanent(_, e) => attestation::record_anchor_failure(&conn, &id, true, &e),
+            (Some(id), _, Post::Transient(e)) => {
+                attestation::record_anchor_failure(&conn, &id, false, &e)
+            }
+            (Some(id), _, Post::Permanent(_, e)) => {
+                attestation::record_anchor_failure(&conn, &id, true, &e)
+            }
+            (None, Some((kind, id)), Post::Done(index, uuid, proof)) => {
+                prereg::set_anchor(&conn, kind, &id, index, &uuid, proof.as_ref())
+            }
+            (None, Some((kind, id)), Post::Transient(e)) => {
+                prereg::record_anchor_failure(&conn, kind, &id, false, &e)
+            }
+            (None, Some((kind, id)), Post::Permanent(_, e)) => {
+                prereg::record_anchor_failure(&conn, kind, &id, true, &e)
+            }
+            (None, None, _) => Ok(()),
         }
     })
     .await;
@@ -289,20 +392,31 @@ async fn attempt(state: &AppState, base: &str, attestation_id: &str) -> AnchorOu
     }
 }
 
-/// Tries every final attestation still waiting for the log.
+/// Tries everything still waiting for the log, in the real backfill's
+/// order: pre-registrations first (so their log index precedes the
+/// attestation's), then deviations, then final attestations.
 pub async fn anchor_pending(state: &AppState) {
     if state.config().tlog_url.is_none() {
         return;
     }
     let s = state.clone();
-    let ids = tokio::task::spawn_blocking(move || {
+    let (preregs, deviations, attestations) = tokio::task::spawn_blocking(move || {
         let conn = s.db().lock();
-        attestation::pending_anchors(&conn).unwrap_or_default()
+        (
+            prereg::pending(&conn, prereg::Kind::PreRegistration).unwrap_or_default(),
+            prereg::pending(&conn, prereg::Kind::Deviation).unwrap_or_default(),
+            attestation::pending_anchors(&conn).unwrap_or_default(),
+        )
     })
     .await
     .unwrap_or_default();
-    for id in ids {
-        if let AnchorOutcome::Transient(_) = anchor_one(state, &id).await {
+    let all = preregs
+        .iter()
+        .map(|id| Artifact::PreRegistration(id))
+        .chain(deviations.iter().map(|id| Artifact::Deviation(id)))
+        .chain(attestations.iter().map(|id| Artifact::Attestation(id)));
+    for artifact in all {
+        if let AnchorOutcome::Transient(_) = anchor(state, artifact).await {
             // The log is down: the rest would fail the same way.
             break;
         }

@@ -307,6 +307,8 @@ CREATE INDEX assignments_refused_open ON assignments (experiment_id, worker_id)
 CREATE INDEX assignments_active ON assignments (experiment_id, lease_expires_us)
     WHERE result_id IS NULL AND refused_at IS NULL;
 "#,
+    // 4: pre-registration anchors and deviation records (0.6.67 era).
+    crate::prereg::MIGRATION,
 ];
 
 /// Why the database could not be opened.

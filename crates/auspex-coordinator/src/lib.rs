@@ -38,6 +38,7 @@ pub mod db;
 pub mod error;
 pub mod events;
 pub mod keys;
+pub mod prereg;
 mod routes;
 pub mod util;
 

@@ -393,6 +393,8 @@ fn bundle(
         params![e.experiment_id, collected_at],
     )?;
     let unit_consensus = unit_consensus(&conn, &e.experiment_id)?;
+    let pre_registration = crate::prereg::bundle_block(&conn, &e.experiment_id)?;
+    let deviations = crate::prereg::deviations(&conn, &e.experiment_id)?;
     let receipt_count = receipts.len() as u64;
     let transfer = Obj::new()
         .set("transfer_id", transfer_id)
@@ -422,8 +424,8 @@ fn bundle(
             Value::Array(rows.into_iter().map(|r| r.value).collect()),
         )
         .set("unit_consensus", Value::Array(unit_consensus))
-        .set("pre_registration", Value::Null)
-        .set("deviations", Value::Array(Vec::new()))
+        .set("pre_registration", pre_registration.unwrap_or(Value::Null))
+        .set("deviations", Value::Array(deviations))
         .set("receipts", Value::Array(receipts))
         .set(
             "attestation",

@@ -635,6 +635,19 @@ pub fn create(state: &AppState, cred: &Credential, body: &Body) -> ApiResult<Res
             num_of(field("expected_duration_hours")),
         ],
     )?;
+    // 12. The pre-registration anchor, signed before any data can exist.
+    let prereg = field("pre_registration").filter(|v| !matches!(v, Value::Null));
+    if let Some(design) = prereg {
+        crate::prereg::insert_anchor(
+            &tx,
+            state.key(),
+            &experiment_id,
+            tenant_id,
+            &manifest_hash,
+            design,
+            &now,
+        )?;
+    }
     let mut events = vec![(
         "experiment.submitted",
         Obj::new()
@@ -653,6 +666,9 @@ pub fn create(state: &AppState, cred: &Credential, body: &Body) -> ApiResult<Res
     }
     tx.commit()?;
     state.publish(Some(&experiment_id), events);
+    if prereg.is_some() {
+        state.wake_anchorer();
+    }
     let e = load(&conn, &experiment_id)?
         .ok_or_else(|| ApiError::Internal("inserted experiment vanished".into()))?;
     respond(&conn, StatusCode::CREATED, &e, cred)

@@ -7,6 +7,7 @@ pub mod events;
 pub mod evidence;
 pub mod experiments;
 pub mod packages;
+pub mod prereg;
 pub mod receipts;
 pub mod results;
 pub mod tenants;
@@ -77,6 +78,10 @@ pub(crate) fn routes() -> Router<AppState> {
         .route(
             "/api/v0/experiments/{id}/driver-heartbeat",
             post(driver_heartbeat),
+        )
+        .route(
+            "/api/v0/experiments/{id}/pre-registration/deviations",
+            post(deviation_create).get(deviation_list),
         )
         .route("/api/v0/models/catalog", get(models_catalog))
         .route("/api/v0/models/supported", get(models_supported))
@@ -261,6 +266,13 @@ handler!(events_recent, |s, cred, req| {
     require_maintainer(&cred)?;
     events::recent(s, None, &req.target)
 });
+handler!(once deviation_create, |s, cred, req, id: String| {
+    let body = Body::parse(&req, true)?;
+    prereg::create(s, &cred, &id, &body)
+});
+handler!(deviation_list, |s, cred, _req, id: String| prereg::list(
+    s, &cred, &id
+));
 handler!(driver_heartbeat, |s, cred, req, id: String| {
     let body = Body::parse(&req, true)?;
     catalog::driver_heartbeat(s, &cred, &id, &body)

@@ -11,7 +11,7 @@ use serde_json::json;
 
 use crate::common::*;
 
-fn workspace() -> PathBuf {
+pub(crate) fn workspace() -> PathBuf {
     let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     p.canonicalize().unwrap_or(p)
 }
@@ -19,7 +19,7 @@ fn workspace() -> PathBuf {
 /// The venv python of `version`: `target/py-<version>/bin/python`, or the
 /// one `AUSPEX_PY_<version with _ for .>` names (e.g. a venv that also has
 /// the `analysis` extra for `bundle table`).
-fn python(version: &str) -> Option<PathBuf> {
+pub(crate) fn python(version: &str) -> Option<PathBuf> {
     let var = format!("AUSPEX_PY_{}", version.replace('.', "_"));
     if let Some(p) = std::env::var_os(&var) {
         return Some(PathBuf::from(p));

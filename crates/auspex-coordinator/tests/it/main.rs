@@ -9,5 +9,6 @@ mod evidence;
 mod flow;
 mod hostile;
 mod interop;
+mod prereg;
 mod surface;
 mod workers;
