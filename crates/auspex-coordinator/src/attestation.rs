@@ -69,6 +69,7 @@ struct UnitRow {
 #[derive(Debug, Clone)]
 struct DivergedUnit {
     unit_id: String,
+    unit_payload_sha256: String,
     result_hashes: Vec<String>,
 }
 
@@ -156,8 +157,10 @@ fn collect(conn: &Connection, experiment_id: &str) -> ApiResult<(Vec<UnitRow>, V
         });
     }
     let mut stmt = conn.prepare_cached(
-        "SELECT unit_id, outlier_result_hashes_json FROM unit_consensus \
-         WHERE experiment_id = ?1 AND agreed = 0 ORDER BY unit_id",
+        "SELECT u.unit_id, u.outlier_result_hashes_json, COALESCE(w.unit_payload_sha256, '') \
+         FROM unit_consensus u LEFT JOIN work_units w \
+         ON w.experiment_id = u.experiment_id AND w.unit_id = u.unit_id \
+         WHERE u.experiment_id = ?1 AND u.agreed = 0 ORDER BY u.unit_id",
     )?;
     let diverged = stmt
         .query_map(params![experiment_id], |r| {
@@ -174,6 +177,7 @@ fn collect(conn: &Connection, experiment_id: &str) -> ApiResult<(Vec<UnitRow>, V
             };
             Ok(DivergedUnit {
                 unit_id: r.get(0)?,
+                unit_payload_sha256: r.get(2)?,
                 result_hashes,
             })
         })?
@@ -244,6 +248,7 @@ const TOP_KEYS: &[&str] = &[
     "unit_count",
     "units",
     "diverged_units",
+    "governance_footprint",
     "partial",
 ];
 
@@ -321,9 +326,10 @@ fn write_unit(u: &UnitRow, order: &[&str], out: &mut Vec<u8>) {
 
 fn write_diverged(d: &[DivergedUnit], out: &mut Vec<u8>) {
     head(4, d.len() as u64, out);
-    // Keys: "unit_id" (7) before "result_hashes" (13).
+    // `{unit_id, unit_payload_sha256, result_hashes, integrity_basis:
+    // "diverged"}` (§5), keys in canonical order (shorter first).
     for u in d {
-        head(5, 2, out);
+        head(5, 4, out);
         text("unit_id", out);
         text(&u.unit_id, out);
         text("result_hashes", out);
@@ -331,7 +337,39 @@ fn write_diverged(d: &[DivergedUnit], out: &mut Vec<u8>) {
         for h in &u.result_hashes {
             text(h, out);
         }
+        text("integrity_basis", out);
+        text("diverged", out);
+        text("unit_payload_sha256", out);
+        text(&u.unit_payload_sha256, out);
     }
+}
+
+/// The governance footprint: how many units rest on each integrity basis
+/// (`{"integrity_basis": {"counts": {…}}}`), counted from the very unit
+/// rows the predicate lists, so a verifier can recount it from the signed
+/// units and `diverged_units` (the 0.6.67 `footprint_ok` check).
+fn governance_footprint(units: &[UnitRow], diverged: &[DivergedUnit]) -> Value {
+    let mut counts = [0u64; 3];
+    for u in units {
+        match integrity_basis(u.agreeing_workers, u.method.as_deref()) {
+            "within_cell_exact" => counts[0] += 1,
+            "within_cell_tolerance" => counts[1] += 1,
+            _ => counts[2] += 1,
+        }
+    }
+    Obj::new()
+        .set(
+            "integrity_basis",
+            Obj::new().set(
+                "counts",
+                Obj::new()
+                    .set("within_cell_exact", counts[0])
+                    .set("within_cell_tolerance", counts[1])
+                    .set("process_only", counts[2])
+                    .set("diverged", diverged.len() as u64),
+            ),
+        )
+        .build()
 }
 
 struct PredicateInput<'a> {
@@ -347,7 +385,7 @@ fn predicate_bytes(p: &PredicateInput<'_>) -> Vec<u8> {
     let unit_order = canonical_order(UNIT_KEYS);
     let top_order = canonical_order(TOP_KEYS);
     let mut out = Vec::with_capacity(256 + p.units.len() * 320);
-    head(5, if p.partial { 8 } else { 7 }, &mut out);
+    head(5, if p.partial { 9 } else { 8 }, &mut out);
     for key in top_order {
         match key {
             "merkle_root" => {
@@ -380,6 +418,11 @@ fn predicate_bytes(p: &PredicateInput<'_>) -> Vec<u8> {
             "diverged_units" => {
                 text(key, &mut out);
                 write_diverged(p.diverged, &mut out);
+            }
+            "governance_footprint" => {
+                text(key, &mut out);
+                let footprint = governance_footprint(p.units, p.diverged);
+                cbor::write_canonical(&Cbor::from_json(&footprint), &mut out);
             }
             "partial" if p.partial => {
                 text(key, &mut out);
@@ -635,6 +678,10 @@ pub fn response_value(a: &StoredAttestation) -> ApiResult<Value> {
                 .as_ref()
                 .map_or(Value::Array(Vec::new()), cbor_json),
         )
+        .opt(
+            "governance_footprint",
+            p.governance_footprint.as_ref().map(cbor_json),
+        )
         .build())
 }
 
@@ -834,7 +881,8 @@ mod tests {
                 "unit_count",
                 "merkle_root",
                 "experiment_id",
-                "diverged_units"
+                "diverged_units",
+                "governance_footprint"
             ]
         );
     }
@@ -867,6 +915,7 @@ mod tests {
         ];
         let diverged = vec![DivergedUnit {
             unit_id: "c".into(),
+            unit_payload_sha256: "q".repeat(64),
             result_hashes: vec!["x".into(), "y".into()],
         }];
         for partial in [false, true] {
@@ -890,6 +939,13 @@ mod tests {
             assert_eq!(p.units[1].integrity_basis.as_deref(), Some("process_only"));
             assert!(p.units[0].environment.is_some() && p.units[1].environment.is_none());
             assert!(p.diverged_units.is_some());
+            let footprint = p.governance_footprint.as_ref().map(cbor_json);
+            assert_eq!(
+                footprint.as_ref().map(auspex_wire::json::canonical).as_deref(),
+                Some(
+                    r#"{"integrity_basis":{"counts":{"diverged":1,"process_only":1,"within_cell_exact":0,"within_cell_tolerance":1}}}"#
+                )
+            );
         }
     }
 }
