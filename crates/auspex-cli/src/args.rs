@@ -172,6 +172,11 @@ pub enum WorkerCommand {
         /// coordinator and bound read-only for units that name the model.
         #[arg(long, value_name = "DIR")]
         models: Option<PathBuf>,
+        /// Serve the store's stand-in models (`auspex devnet up
+        /// --stand-in-model`) to executors through the inference broker with
+        /// the deterministic stand-in generator (NOT a language model).
+        #[arg(long, requires = "models")]
+        stand_in_inference: bool,
         /// Units run in parallel, each in its own workspace.
         #[arg(long, value_name = "N", default_value_t = 1)]
         concurrency: usize,
@@ -226,6 +231,11 @@ pub enum DevnetCommand {
         /// worker, in seconds [default: 600].
         #[arg(long, value_name = "SECS")]
         lease: Option<u64>,
+        /// Give the workers a model STAND-IN under this id (a deterministic
+        /// text generator behind the real inference broker, not a language
+        /// model), so that manifests declaring this model run.
+        #[arg(long, value_name = "MODEL_ID")]
+        stand_in_model: Option<String>,
     },
     /// Stop the running devnet.
     Down(DevnetSelect),

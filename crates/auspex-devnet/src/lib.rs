@@ -5,6 +5,11 @@
 //! maintainer client that `auspex devnet …` uses to administer a running
 //! devnet (add a tenant, approve an experiment, ask for its status).
 //!
+//! With [`DevnetConfig::stand_in_model`] the workers also serve a model
+//! *stand-in* through the real inference broker (`worker.md` §7): a
+//! deterministic local text generator, labelled as such everywhere, so that
+//! executors using the inference client run on the devnet.
+//!
 //! A running devnet is described by `devnet.json` in its state directory, and
 //! a copy of that file at [`pointer_path`] lets other `auspex` commands find
 //! it without being told where it is. Nothing here prints.
@@ -46,6 +51,14 @@ pub struct DevnetConfig {
     /// Where to publish the pointer file ([`pointer_path`] of the user's
     /// home); `None` publishes nothing (tests).
     pub pointer: Option<PathBuf>,
+    /// Give every worker the model stand-in under this model id: a
+    /// labelled stand-in model file at `<state>/models/<id>/standin.gguf`
+    /// (no weights) in their model store, served through the real inference
+    /// broker by the deterministic stand-in generator
+    /// (`auspex_worker::broker::standin`). A manifest declaring this model
+    /// then runs end to end; results carry its `served_weights` and the
+    /// `generation_options` used.
+    pub stand_in_model: Option<String>,
 }
 
 /// Why a devnet could not start.
@@ -73,6 +86,17 @@ pub enum DevnetError {
     /// `devnet.json` (or the pointer file) could not be written.
     #[error(transparent)]
     Info(#[from] InfoError),
+    /// The stand-in model could not be created.
+    #[error("cannot create the stand-in model {model_id:?} under {path}")]
+    StandInModel {
+        /// The model id.
+        model_id: String,
+        /// The model store.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// A running devnet. Dropping it without [`Devnet::shutdown`] stops the
@@ -126,6 +150,16 @@ impl Devnet {
         let coordinator = auspex_coordinator::serve(cc)
             .await
             .map_err(DevnetError::Coordinator)?;
+        let models_dir = state_dir.join("models");
+        if let Some(id) = &config.stand_in_model {
+            auspex_worker::broker::standin::write_standin_model(&models_dir, id).map_err(
+                |source| DevnetError::StandInModel {
+                    model_id: id.clone(),
+                    path: models_dir.clone(),
+                    source,
+                },
+            )?;
+        }
         let mut workers = Vec::with_capacity(config.workers);
         for i in 0..config.workers {
             let dir = state_dir.join("workers").join(format!("w{i}"));
@@ -139,6 +173,12 @@ impl Devnet {
             wc.heartbeat_interval = std::time::Duration::from_secs(10);
             if config.no_sandbox {
                 wc.sandbox = auspex_worker::SandboxMode::None;
+            }
+            if config.stand_in_model.is_some() {
+                wc.models_dir = Some(models_dir.clone());
+                wc.inference = Some(std::sync::Arc::new(
+                    auspex_worker::broker::standin::StandIn::new(),
+                ));
             }
             if i >= config.workers.saturating_sub(config.faulty_workers) {
                 wc.fault = config.fault;

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use auspex_crypto::keys::TenantKey;
 
+use crate::broker::InferenceBackend;
 use crate::package::PackageSource;
 
 /// Where the worker's Ed25519 identity comes from.
@@ -223,8 +224,16 @@ pub struct WorkerConfig {
     pub python: Option<PathBuf>,
     /// The model store (`--models DIR`): one sub-directory per model id,
     /// reported in the capabilities; a unit whose manifest names one of them
-    /// gets it (read-only) as `--models`.
+    /// gets it (read-only) as `--models`. A unit whose manifest requires a
+    /// model (`local_weights_required`) the store lacks is declined.
     pub models_dir: Option<PathBuf>,
+    /// The serving backend behind the per-unit inference broker
+    /// (`worker.md` §7; [`crate::broker`]). `None` (the default): no broker,
+    /// like the official worker's `[inference] backend = "none"`. With a
+    /// backend, a unit whose manifest declares a model the store holds (one
+    /// `*.gguf`) gets `<workspace>/inference.sock`, and its result is
+    /// signed with `served_weights` and the `generation_options` used.
+    pub inference: Option<Arc<dyn InferenceBackend>>,
     /// Fetch packages from the coordinator (`GET /packages/by-manifest`)
     /// when they are not in the cache or another source.
     pub auto_fetch: bool,
@@ -255,6 +264,10 @@ impl fmt::Debug for WorkerConfig {
             .field("poll_interval", &self.poll_interval)
             .field("heartbeat_interval", &self.heartbeat_interval)
             .field("models_dir", &self.models_dir)
+            .field(
+                "inference",
+                &self.inference.as_ref().map(|b| b.serving_version()),
+            )
             .field("auto_fetch", &self.auto_fetch)
             .field("package_sources", &self.package_sources.len())
             .finish_non_exhaustive()
@@ -285,6 +298,7 @@ impl WorkerConfig {
             shutdown_grace: Duration::from_secs(30),
             python: None,
             models_dir: None,
+            inference: None,
             auto_fetch: true,
             package_sources: Vec::new(),
             tenant_deny: Vec::new(),

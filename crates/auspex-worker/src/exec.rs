@@ -13,7 +13,9 @@
 //!   sandbox only `TMPDIR=/tmp`, `LANG=C.UTF-8`, `HOME=/tmp` besides, plus
 //!   `AUSPEXAI_UNIT_ID`, `AUSPEXAI_MANIFEST_SHA256`, `AUSPEXAI_OUTPUT_PATH`,
 //!   `AUSPEXAI_EXECUTOR_COMMAND`, `AUSPEXAI_EXECUTOR_DIR`,
-//!   `AUSPEXAI_EXECUTOR_TIMEOUT`, `AUSPEXAI_MODELS_DIR` (model runs) and
+//!   `AUSPEXAI_EXECUTOR_TIMEOUT`, `AUSPEXAI_MODELS_DIR` (model runs),
+//!   `AUSPEXAI_INFERENCE_SOCKET` and `AUSPEXAI_INFERENCE_MODEL` (units with
+//!   an inference broker, [`Invocation::attach_inference`]) and
 //!   `AUSPEXAI_CAPTURE_RAW=1` (raw-capture manifests).
 //! * **Outcome**: only process status 0 yields a result; the output must be
 //!   a JSON object whose `payload` is an object; `completed_at` is kept
@@ -68,6 +70,9 @@ pub struct Invocation {
     /// The interpreter's directory prefix when it lives outside the system
     /// directories (bound read-only under the sandbox).
     pub extra_ro: Vec<PathBuf>,
+    /// The unit's inference broker socket (`<ws>/inference.sock`), bound
+    /// into the sandbox at the same path ([`Invocation::attach_inference`]).
+    pub inference_socket: Option<PathBuf>,
 }
 
 impl Invocation {
@@ -79,6 +84,19 @@ impl Invocation {
     /// `<ws>/exec_output.json`.
     pub fn output_path(&self) -> PathBuf {
         self.workspace.join("exec_output.json")
+    }
+
+    /// Gives the executor the unit's inference broker: the socket (made
+    /// visible inside the sandbox) and `AUSPEXAI_INFERENCE_SOCKET`,
+    /// `AUSPEXAI_INFERENCE_MODEL` (`worker.md` §3.1, §7.3).
+    pub fn attach_inference(&mut self, socket: &Path, model_id: &str) {
+        self.env.push((
+            crate::broker::SOCKET_ENV.into(),
+            socket.to_string_lossy().into_owned(),
+        ));
+        self.env
+            .push((crate::broker::MODEL_ENV.into(), model_id.to_owned()));
+        self.inference_socket = Some(socket.to_path_buf());
     }
 }
 
@@ -249,6 +267,7 @@ pub fn prepare(
         argv,
         env,
         extra_ro,
+        inference_socket: None,
     })
 }
 
@@ -407,6 +426,7 @@ pub async fn run(
                 workspace: &inv.workspace,
                 host_input: &input,
                 model_dir: inv.model_dir.as_deref(),
+                inference_socket: inv.inference_socket.as_deref(),
                 extra_ro: &extra,
                 drop_to_uid: drop_to,
                 env: &inv.env,

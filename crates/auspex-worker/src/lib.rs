@@ -20,10 +20,19 @@
 //! devices, absolute or `..` paths or exceeds the size caps; a manifest
 //! swapped under a pinned experiment; outputs that are too large, not JSON,
 //! without an object `payload`, or with an out-of-range `exit_code`;
-//! executors that exit non-zero or print non-UTF-8. Models and inference
-//! (the broker of §7) are not served yet: `served_weights` is `{}` and
-//! `generation_options` `[]`, and a unit whose manifest pins a serving
-//! version is refused.
+//! executors that exit non-zero or print non-UTF-8; a unit whose manifest
+//! requires a model the store lacks, pins a serving version this worker
+//! does not run, or declares a generation policy it cannot honour.
+//!
+//! Inference ([`broker`], `worker.md` §7): with an [`InferenceBackend`]
+//! configured ([`WorkerConfig::inference`]), a unit whose manifest declares
+//! a model held in the model store (one `*.gguf`) gets a per-unit broker
+//! socket at `<workspace>/inference.sock`, bound into the sandbox; the
+//! broker enforces the manifest's generation policy and the result is signed
+//! with `served_weights` and the `generation_options` it sent. The only
+//! backend shipped is [`broker::standin::StandIn`], a deterministic local
+//! text generator that is clearly not a language model (for the devnet);
+//! a real serving path implements the same trait.
 //!
 //! The sandbox is bubblewrap plus rlimits ([`sandbox`] has the exact
 //! argv); Landlock is not added as a second layer (it needs code in the
@@ -50,6 +59,7 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+pub mod broker;
 mod caps;
 pub mod client;
 mod config;
@@ -62,7 +72,8 @@ pub mod sandbox;
 pub mod state;
 mod worker;
 
-pub use caps::{WORKER_VERSION, capabilities};
+pub use broker::InferenceBackend;
+pub use caps::{Serving, WORKER_VERSION, capabilities};
 pub use config::{
     BwrapOptions, Fault, KeySource, Level, Limits, Logger, SandboxMode, WorkerConfig,
 };

@@ -494,10 +494,16 @@ pub struct VerifiedPackage {
     pub digest: String,
     /// `models[0].id` (at most one model is allowed).
     pub model_id: Option<String>,
+    /// `models[0].local_weights_required` truthy: a worker without the
+    /// model declines the unit rather than running it without weights.
+    pub model_required: bool,
     /// `capture.raw` truthy.
     pub capture_raw: bool,
     /// `inference_determinism.serving_version_pin`.
     pub serving_version_pin: Option<String>,
+    /// The `inference_determinism` block as declared (`null` → `None`): the
+    /// generation policy the inference broker enforces.
+    pub inference_determinism: Option<Value>,
 }
 
 fn truthy(v: Option<&Value>) -> bool {
@@ -642,6 +648,7 @@ pub fn verify_dir(
         command,
         package_sha256: pin,
         digest,
+        model_required: truthy(models.first().and_then(|m| m.get("local_weights_required"))),
         model_id,
         capture_raw: truthy(manifest.get("capture").and_then(|c| c.get("raw"))),
         serving_version_pin: manifest
@@ -649,6 +656,10 @@ pub fn verify_dir(
             .and_then(|d| d.get("serving_version_pin"))
             .and_then(Value::as_str)
             .map(str::to_owned),
+        inference_determinism: manifest
+            .get("inference_determinism")
+            .filter(|d| !matches!(d, Value::Null))
+            .cloned(),
     })
 }
 

@@ -34,14 +34,23 @@ fn b64_sign(key: &TenantKey, bytes: &[u8]) -> String {
     STANDARD.encode(key.sign(bytes))
 }
 
+/// What the unit's inference broker attests (`worker.md` §4.3): nothing
+/// for a unit without one.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Served {
+    /// `{model_id: gguf_sha256}` of the served model (`{}`: none).
+    pub weights: Object,
+    /// The distinct sampler chains the broker sent, first-seen order.
+    pub generation_options: Vec<Value>,
+}
+
 /// Signs the executor's report as schema v3 and lays out the upload body:
 /// `unit_id, worker_pubkey, completed_at, exit_code, payload,
 /// worker_signature, assignment_id, schema_version, served_weights,
-/// ran_under, generation_options[, raw_response, raw_signature]`.
-///
-/// `served_weights` is `{}` and `generation_options` `[]`: this worker has
-/// no inference backend yet. [`Fault::WrongAnswer`] perturbs the payload
-/// before signing; [`Fault::Garbage`] signs other bytes.
+/// ran_under, generation_options[, raw_response, raw_signature]`, for a
+/// unit without inference (`served_weights` `{}`, `generation_options`
+/// `[]`). [`Fault::WrongAnswer`] perturbs the payload before signing;
+/// [`Fault::Garbage`] signs other bytes.
 pub fn sign_report(
     key: &TenantKey,
     unit_id: &str,
@@ -50,18 +59,50 @@ pub fn sign_report(
     ran_under: &str,
     fault: Option<Fault>,
 ) -> SignedUpload {
+    sign_report_served(
+        key,
+        unit_id,
+        assignment_id,
+        report,
+        ran_under,
+        &Served::default(),
+        fault,
+    )
+}
+
+/// [`sign_report`] with what the inference broker served.
+pub fn sign_report_served(
+    key: &TenantKey,
+    unit_id: &str,
+    assignment_id: Option<&str>,
+    report: &ExecutorReport,
+    ran_under: &str,
+    served: &Served,
+    fault: Option<Fault>,
+) -> SignedUpload {
     let pubkey = key.public_hex();
     let mut payload = report.payload.clone();
     if fault == Some(Fault::WrongAnswer) {
         payload.insert("auspex_injected_fault".into(), Value::from("wrong-answer"));
     }
     let payload = Value::Object(payload);
-    let served = Object::new();
+    // Digests are lowercase on the wire and in the signed body.
+    let weights: Object = served
+        .weights
+        .iter()
+        .map(|(k, v)| {
+            let v = match v {
+                Value::String(s) => Value::from(s.to_ascii_lowercase()),
+                other => other.clone(),
+            };
+            (k.clone(), v)
+        })
+        .collect();
     let signed = SignedResult {
         schema_version: SchemaVersion::V3,
-        served_weights: Some(&served),
+        served_weights: Some(&weights),
         ran_under: Some(ran_under),
-        generation_options: Some(&[]),
+        generation_options: Some(&served.generation_options),
         ..SignedResult::v0(
             unit_id,
             &pubkey,
@@ -90,9 +131,12 @@ pub fn sign_report(
         body.insert("assignment_id".into(), Value::from(a));
     }
     body.insert("schema_version".into(), Value::from(3u64));
-    body.insert("served_weights".into(), Value::Object(Object::new()));
+    body.insert("served_weights".into(), Value::Object(weights.clone()));
     body.insert("ran_under".into(), Value::from(ran_under));
-    body.insert("generation_options".into(), Value::Array(Vec::new()));
+    body.insert(
+        "generation_options".into(),
+        Value::Array(served.generation_options.clone()),
+    );
     let retry_body = jsonfmt::compact(&Value::Object(body.clone())).into_bytes();
     if let Some(raw) = &report.raw_response {
         // §4.6: a detached signature over the raw text's digest.
@@ -161,6 +205,43 @@ mod tests {
             .unwrap_or_default();
         assert!(verify_row(&signed, sig).is_ok());
         assert_eq!(up.body, up.retry_body);
+    }
+
+    #[test]
+    fn served_weights_and_chains_match_the_spec_vector() {
+        // worker.md §4.7: the v3 vector with served weights and one greedy
+        // chain (in the order the broker emits it; signing sorts keys).
+        let key = TenantKey::from_seed([1; 32]);
+        let r = report(r#"{"score": 0.5, "label": "é", "n": 3, "xs": [1.0, 1e-05, 1e16]}"#);
+        let p = crate::broker::GenerationPolicy::greedy();
+        let chain = crate::broker::policy::sanitize_options(
+            Some(&json::parse(br#"{"num_predict": 16}"#).expect("json")),
+            &p,
+        )
+        .expect("chain");
+        let mut weights = Object::new();
+        weights.insert("tiny".into(), Value::from("AB".repeat(32)));
+        let served = Served {
+            weights,
+            generation_options: vec![Value::Object(chain)],
+        };
+        let up = sign_report_served(&key, "u-0001", None, &r, "permissive", &served, None);
+        assert_eq!(
+            up.result_sha256,
+            "dcbd62634c7c06d4695a57629979edcf1804c5b76d309f306404f1ab750fd795"
+        );
+        let body = json::parse(&up.body).expect("json");
+        assert_eq!(
+            body.get("worker_signature").and_then(Value::as_str),
+            Some(
+                "xlI6bG2MB6AuLSAD75iznvW4zF6fgp+1WQyYJU67sGUiFyHnjHNXVxlqVaZ1zLx4ZASBgor5JFKXwcVk+wwrBw=="
+            )
+        );
+        let text = String::from_utf8(up.body.clone()).expect("ascii");
+        assert!(text.ends_with(&format!(
+            r#""schema_version":3,"served_weights":{{"tiny":"{}"}},"ran_under":"permissive","generation_options":[{{"top_k":1,"top_p":1.0,"min_p":0.0,"typical_p":1.0,"repeat_penalty":1.0,"repeat_last_n":0,"presence_penalty":0.0,"frequency_penalty":0.0,"mirostat":0,"temperature":0,"seed":0,"num_predict":16}}]}}"#,
+            "ab".repeat(32)
+        )));
     }
 
     #[test]

@@ -12,6 +12,7 @@
 //!       --ro-bind <package> <package>  [--ro-bind <model dir> <model dir>]
 //!       --perms 0777 --size S --tmpfs <workspace>
 //!       --ro-bind <host exec_input.json> <workspace>/exec_input.json
+//!       [--bind <workspace>/inference.sock <workspace>/inference.sock]
 //!       --chdir <package> --clearenv --setenv … --
 //!   [setpriv --reuid U --regid U --clear-groups --inh-caps=-all
 //!            --bounding-set=-all --no-new-privs --]            (root worker)
@@ -25,7 +26,8 @@
 //! executor, reports its status and streams the output file.
 //!
 //! * **Network**: a new, empty network namespace; only loopback, on which
-//!   nothing listens.
+//!   nothing listens. A unit with an inference broker (`worker.md` §7) also
+//!   gets its socket, bound in at `<workspace>/inference.sock`.
 //! * **Files**: the sandbox root is a fresh tmpfs; the system is read-only;
 //!   the worker's key, home, work directory and every other package are
 //!   simply not there. The package is read-only. The workspace is a private
@@ -136,6 +138,9 @@ pub struct SandboxPlan<'a> {
     /// A model directory from the store (read-only), or `None` for an
     /// empty `<workspace>/models`.
     pub model_dir: Option<&'a Path>,
+    /// The unit's inference broker socket inside the workspace, bound in at
+    /// the same path (the workspace is a private tmpfs inside).
+    pub inference_socket: Option<&'a Path>,
     /// Extra read-only binds (interpreter prefixes).
     pub extra_ro: &'a [PathBuf],
     /// `Some(uid)` when the worker is root.
@@ -180,6 +185,9 @@ pub fn visible_paths(plan: &SandboxPlan<'_>) -> Vec<PathBuf> {
     v.push(plan.host_input.to_path_buf());
     if let Some(m) = plan.model_dir {
         v.push(m.to_path_buf());
+    }
+    if let Some(sock) = plan.inference_socket {
+        v.push(sock.to_path_buf());
     }
     v.extend(plan.extra_ro.iter().cloned());
     v
@@ -273,6 +281,11 @@ pub fn bwrap_argv(opts: &BwrapOptions, limits: &Limits, plan: &SandboxPlan<'_>) 
         s(plan.host_input),
         s(&plan.workspace.join("exec_input.json")),
     ]);
+    if let Some(sock) = plan.inference_socket {
+        // The broker's socket: the only thing outside the sandbox it can
+        // reach (a bind of a socket inode; no network).
+        a.extend(["--bind".into(), s(sock), s(sock)]);
+    }
     if plan.model_dir.is_none() {
         // Writable, like the empty directory the official runner creates.
         a.extend([

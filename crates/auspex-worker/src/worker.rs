@@ -13,6 +13,7 @@ use auspex_wire::json::Value;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
+use crate::broker::{self, GenerationPolicy, ModelStore, ServedModel};
 use crate::caps;
 use crate::client::{Client, ClientError, Lease, Poll, ReceiptState, Submitted};
 use crate::config::{Fault, KeySource, Level, SandboxMode, WorkerConfig};
@@ -114,6 +115,10 @@ struct Shared {
     /// Pending records a slot is uploading right now (housekeeping leaves
     /// them alone).
     in_flight: Mutex<HashSet<String>>,
+    /// The model store, when configured.
+    models: Option<Arc<ModelStore>>,
+    /// Models served since start (heartbeat `served_models`).
+    served: Mutex<std::collections::BTreeMap<String, ServedModel>>,
 }
 
 impl Shared {
@@ -123,6 +128,25 @@ impl Shared {
 
     fn log(&self, level: Level, msg: &str) {
         self.config.log(level, msg);
+    }
+
+    fn capabilities(&self) -> Value {
+        let serving = self.config.inference.as_ref().map(|b| caps::Serving {
+            version: b.serving_version(),
+            served: self
+                .served
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .values()
+                .map(|m| (m.model_id.clone(), m.gguf_sha256.clone()))
+                .collect(),
+        });
+        caps::capabilities(
+            self.python_version.as_deref(),
+            self.config.sandbox.ran_under(),
+            self.config.models_dir.as_deref(),
+            serving.as_ref(),
+        )
     }
 }
 
@@ -334,6 +358,7 @@ async fn probe_sandbox(config: &WorkerConfig) -> Result<(), WorkerError> {
         ],
         env: vec![("PATH".into(), "/usr/bin:/bin".into())],
         extra_ro: Vec::new(),
+        inference_socket: None,
     };
     let limits = crate::Limits {
         wall_clock: Duration::from_secs(20),
@@ -482,11 +507,22 @@ async fn run_inner(
         Client::new(&config.coordinator_url, key.clone(), config.http_timeout)
             .map_err(|e| WorkerError::Config(e.to_string()))?,
     );
+    let serving = config.inference.as_ref().map(|b| caps::Serving {
+        version: b.serving_version(),
+        served: Vec::new(),
+    });
     let capabilities = caps::capabilities(
         python_version.as_deref(),
         config.sandbox.ran_under(),
         config.models_dir.as_deref(),
+        serving.as_ref(),
     );
+    if let Some(s) = &serving {
+        config.log(
+            Level::Info,
+            &format!("inference broker enabled, serving with {}", s.version),
+        );
+    }
     {
         let mut s = stats.lock().unwrap_or_else(|p| p.into_inner());
         s.pubkey_hex = key.public_hex();
@@ -511,6 +547,10 @@ async fn run_inner(
     let pins = Pins::load(config.work_dir.join("pins.json"));
     let results = Results::open(config.work_dir.join("results"))?;
     let concurrency = config.concurrency;
+    let models = config
+        .models_dir
+        .clone()
+        .map(|d| Arc::new(ModelStore::new(d)));
     let shared = Arc::new(Shared {
         config,
         key,
@@ -527,6 +567,8 @@ async fn run_inner(
         abort,
         receipt_cursor: AtomicUsize::new(0),
         in_flight: Mutex::new(HashSet::new()),
+        models,
+        served: Mutex::new(std::collections::BTreeMap::new()),
     });
     let mut background = JoinSet::new();
     background.spawn(heartbeat_loop(shared.clone()));
@@ -566,11 +608,7 @@ async fn run_inner(
 
 async fn heartbeat_loop(shared: Arc<Shared>) {
     loop {
-        let caps = caps::capabilities(
-            shared.python_version.as_deref(),
-            shared.config.sandbox.ran_under(),
-            shared.config.models_dir.as_deref(),
-        );
+        let caps = shared.capabilities();
         match shared.client.heartbeat(&shared.worker_id, &caps).await {
             Ok(()) => shared.stats().heartbeats += 1,
             Err(e) => {
@@ -876,26 +914,47 @@ async fn compute(shared: &Shared, slot: usize, lease: &Lease) -> Result<SignedUp
         ));
     }
     let pkg = shared.store.resolve(&lease.manifest_sha256).await?;
-    if let Some(pin) = &pkg.serving_version_pin {
+    let serving_version = cfg.inference.as_ref().map(|b| b.serving_version());
+    if let Some(reason) = serving_pin_reason(
+        pkg.serving_version_pin.as_deref(),
+        serving_version.as_deref(),
+    ) {
+        return Err(Refusal::executor(reason));
+    }
+    // The model (§6.2): a locally-required model the store lacks is a
+    // refusal, not a run without weights.
+    let model_dir = shared
+        .models
+        .as_ref()
+        .zip(pkg.model_id.as_deref())
+        .and_then(|(store, id)| store.model_dir(id));
+    if let (Some(id), None, true) = (&pkg.model_id, &model_dir, pkg.model_required) {
         return Err(Refusal::executor(format!(
-            "serving_version_mismatch: the manifest pins {pin:?}; this worker has no inference backend"
+            "locally-required model {} is not in the worker model store ({}); install it \
+             (BYOM) before this experiment can run here",
+            broker::policy::py_str_repr(id),
+            cfg.models_dir
+                .as_ref()
+                .map_or_else(|| "none configured".to_owned(), |d| d.display().to_string())
         )));
     }
-    if let (Some(k), SandboxMode::Bubblewrap(_)) = (&shared.key_path, &cfg.sandbox) {
-        let model = cfg
-            .models_dir
-            .as_ref()
-            .zip(pkg.model_id.as_ref())
-            .map(|(d, m)| d.join(m));
-        if k.starts_with(&pkg.dir) || model.is_some_and(|m| k.starts_with(m)) {
-            return Err(Refusal::sandbox(format!(
-                "the worker key {} would be visible inside the sandbox",
-                k.display()
-            )));
-        }
+    if let (Some(k), SandboxMode::Bubblewrap(_)) = (&shared.key_path, &cfg.sandbox)
+        && (k.starts_with(&pkg.dir) || model_dir.as_ref().is_some_and(|m| k.starts_with(m)))
+    {
+        return Err(Refusal::sandbox(format!(
+            "the worker key {} would be visible inside the sandbox",
+            k.display()
+        )));
     }
+    // The inference broker (§7.1): a backend, a declared model, in the store.
+    let inference = match (&cfg.inference, &shared.models, &pkg.model_id, &model_dir) {
+        (Some(backend), Some(store), Some(id), Some(_)) => {
+            Some(serve_model(shared, backend, store, id, &pkg).await?)
+        }
+        _ => None,
+    };
     let workspace = cfg.runs_dir().join(slot.to_string()).join(&lease.unit_id);
-    let inv = {
+    let mut inv = {
         let (ws, l, p) = (workspace.clone(), lease.clone(), pkg.clone());
         let (python, models, sandbox_mode, limits) = (
             shared.python.clone(),
@@ -919,19 +978,112 @@ async fn compute(shared: &Shared, slot: usize, lease: &Lease) -> Result<SignedUp
         .await
         .unwrap_or_else(|e| Err(Refusal::runner(format!("workspace task failed: {e}"))))?
     };
+    let remove_workspace = || {
+        let ws = workspace.clone();
+        tokio::task::spawn_blocking(move || std::fs::remove_dir_all(ws))
+    };
+    let session = match inference {
+        None => None,
+        Some(b) => {
+            let id = b.model().model_id.clone();
+            match broker::Session::open(&workspace, b) {
+                Ok(s) => {
+                    inv.attach_inference(s.path(), &id);
+                    Some(s)
+                }
+                Err(e) => {
+                    let _ = remove_workspace().await;
+                    return Err(Refusal::executor(format!(
+                        "inference serving unavailable for {id}: {e}"
+                    )));
+                }
+            }
+        }
+    };
     let run = exec::run(&inv, &cfg.sandbox, &cfg.limits, &shared.abort).await;
-    let ws = workspace.clone();
-    let _ = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(ws)).await;
+    // The unit has ended: close the broker (removing its socket) first.
+    let served = session.map(|s| {
+        let model = s.model().clone();
+        let record = s.close();
+        let mut weights = auspex_wire::json::Object::new();
+        weights.insert(model.model_id, Value::from(model.gguf_sha256));
+        result::Served {
+            weights,
+            generation_options: record
+                .generation_options
+                .into_iter()
+                .map(Value::Object)
+                .collect(),
+        }
+    });
+    let _ = remove_workspace().await;
     let run = run?;
     let report = exec::parse_report(&run.output, pkg.capture_raw)?;
-    Ok(result::sign_report(
+    Ok(result::sign_report_served(
         &shared.key,
         &lease.unit_id,
         lease.assignment_id.as_deref(),
         &report,
         cfg.sandbox.ran_under(),
+        &served.unwrap_or_default(),
         shared.config.fault,
     ))
+}
+
+/// `serving_version_mismatch` (§7.4): a pin must match this worker's
+/// serving version on the part after the last `/`; with no serving stack
+/// every pinned unit is declined (it cannot prove the pin).
+pub(crate) fn serving_pin_reason(pin: Option<&str>, serving: Option<&str>) -> Option<String> {
+    let pin = pin.filter(|p| !p.is_empty())?;
+    let tail = |v: &str| v.trim().rsplit('/').next().unwrap_or_default().to_owned();
+    let pin_repr = broker::policy::py_str_repr(pin);
+    match serving {
+        None => Some(format!(
+            "serving_version_mismatch: manifest pins {pin_repr} but this worker reports no \
+             serving version"
+        )),
+        Some(v) if tail(v) != tail(pin) => Some(format!(
+            "serving_version_mismatch: serving {} is outside the manifest pin {pin_repr}",
+            broker::policy::py_str_repr(v)
+        )),
+        Some(_) => None,
+    }
+}
+
+/// Parses the unit's generation policy and serves its model: the broker to
+/// open once the workspace exists.
+async fn serve_model(
+    shared: &Shared,
+    backend: &Arc<dyn broker::InferenceBackend>,
+    store: &Arc<ModelStore>,
+    model_id: &str,
+    pkg: &crate::package::VerifiedPackage,
+) -> Result<broker::Broker, Refusal> {
+    let policy = match &pkg.inference_determinism {
+        None => GenerationPolicy::greedy(),
+        Some(block) => GenerationPolicy::from_block(block)
+            .map_err(|e| Refusal::executor(format!("generation_policy_unhonorable: {e}")))?,
+    };
+    let unavailable =
+        |e: String| Refusal::executor(format!("inference serving unavailable for {model_id}: {e}"));
+    // Hashing a large GGUF blocks (once: the store caches digests).
+    let served = {
+        let (store, id) = (store.clone(), model_id.to_owned());
+        tokio::task::spawn_blocking(move || store.serve(&id))
+            .await
+            .map_err(|e| unavailable(format!("serving task failed: {e}")))?
+    }
+    .map_err(|e| unavailable(e.to_string()))?;
+    backend
+        .prepare(&served)
+        .await
+        .map_err(|e| unavailable(e.to_string()))?;
+    shared
+        .served
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(served.model_id.clone(), served.clone());
+    Ok(broker::Broker::new(served, backend.clone(), policy))
 }
 
 async fn refuse(shared: &Shared, lease: &Lease, refusal: Refusal) {

@@ -25,6 +25,7 @@ pub fn run(cmd: DevnetCommand, p: &mut Printer) -> Result<ExitStatus, CliError> 
             fault,
             no_sandbox,
             lease,
+            stand_in_model,
         } => {
             let fault = match fault.as_deref() {
                 None => None,
@@ -49,6 +50,7 @@ pub fn run(cmd: DevnetCommand, p: &mut Printer) -> Result<ExitStatus, CliError> 
                 no_sandbox,
                 lease: lease.map(std::time::Duration::from_secs),
                 pointer: None,
+                stand_in_model,
             };
             rt.block_on(up(config, p))
         }
@@ -145,11 +147,29 @@ async fn up(mut config: DevnetConfig, p: &mut Printer) -> Result<ExitStatus, Cli
             "install it with `apt-get install bubblewrap`, or pass --no-sandbox for trusted code",
         ));
     }
+    if let Some(id) = &config.stand_in_model {
+        let valid = id.len() <= 128
+            && id.starts_with(|c: char| c.is_ascii_alphanumeric())
+            && id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "._:-".contains(c));
+        if !valid {
+            return Err(CliError::usage(format!(
+                "--stand-in-model {id:?} is not a model id ([A-Za-z0-9][A-Za-z0-9._:-]*, at most 128)"
+            )));
+        }
+    }
     config.pointer = Some(pointer);
+    let stand_in = config.stand_in_model.clone();
     let devnet = Devnet::start(config)
         .await
         .map_err(|e| CliError::failure("the devnet did not start").caused_by(&e))?;
     print_info(devnet.info(), p);
+    if let Some(id) = stand_in {
+        p.line(format!(
+            "stand-in model:    {id} (a deterministic text generator, NOT a language model)"
+        ));
+    }
     p.note("devnet up; Ctrl-C (or `auspex devnet down`) stops it");
     wait_for_stop().await;
     p.note("stopping the devnet…");

@@ -20,6 +20,7 @@ pub fn run(cmd: WorkerCommand, p: &mut Printer) -> Result<ExitStatus, CliError> 
         key,
         work_dir,
         models,
+        stand_in_inference,
         concurrency,
         no_sandbox,
         bwrap,
@@ -81,6 +82,9 @@ pub fn run(cmd: WorkerCommand, p: &mut Printer) -> Result<ExitStatus, CliError> 
     config.poll_interval = poll;
     config.fault = fault;
     config.models_dir = models;
+    if stand_in_inference {
+        config.inference = Some(Arc::new(auspex_worker::broker::standin::StandIn::new()));
+    }
     config.logger = Some(Arc::new(|level: Level, msg: &str| {
         let tag = match level {
             Level::Info => "worker",
@@ -94,6 +98,9 @@ pub fn run(cmd: WorkerCommand, p: &mut Printer) -> Result<ExitStatus, CliError> 
     p.note(format!("worker key:  {}", key.display()));
     if let Some(f) = fault {
         p.note(format!("injected fault: {f:?}"));
+    }
+    if stand_in_inference {
+        p.note("inference: the deterministic stand-in generator (not a language model)");
     }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -3,5 +3,6 @@
 
 mod common;
 mod flow;
+mod inference;
 mod packages;
 mod sandbox;
