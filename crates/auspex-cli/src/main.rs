@@ -16,6 +16,15 @@ use clap::Parser;
 use crate::printer::Printer;
 
 fn main() -> ExitCode {
+    // The Landlock shim the worker runs inside its sandbox (hidden; see
+    // `auspex_worker::landlock`): handled before any parsing or printing.
+    let raw: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if raw
+        .get(1)
+        .is_some_and(|a| a == auspex_worker::landlock::SHIM_COMMAND)
+    {
+        return landlock_shim(&raw[2..]);
+    }
     let cli = args::Cli::parse();
     let mut printer = Printer::stdio();
     let status = match commands::run(cli, &mut printer) {
@@ -30,4 +39,23 @@ fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     }
     ExitCode::from(status as u8)
+}
+
+/// `auspex __landlock-exec …`: restrict, then become the sandbox wrapper.
+/// Returns only on failure (or after `--probe`).
+fn landlock_shim(args: &[std::ffi::OsString]) -> ExitCode {
+    match auspex_worker::landlock::shim(args) {
+        Ok(enforcement) => {
+            let word = match enforcement {
+                auspex_worker::landlock::Enforcement::Full => "full",
+                auspex_worker::landlock::Enforcement::Partial => "partial",
+            };
+            println!("landlock: {word}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("auspex sandbox: {e}");
+            ExitCode::from(auspex_worker::landlock::SHIM_FAILED as u8)
+        }
+    }
 }

@@ -59,6 +59,9 @@ pub struct DevnetConfig {
     /// then runs end to end; results carry its `served_weights` and the
     /// `generation_options` used.
     pub stand_in_model: Option<String>,
+    /// The Landlock shim for the workers' sandboxes
+    /// (`auspex_worker::landlock`; the `auspex` binary), already probed.
+    pub landlock_shim: Option<PathBuf>,
 }
 
 /// Why a devnet could not start.
@@ -173,6 +176,11 @@ impl Devnet {
             wc.heartbeat_interval = std::time::Duration::from_secs(10);
             if config.no_sandbox {
                 wc.sandbox = auspex_worker::SandboxMode::None;
+            } else if let Some(shim) = &config.landlock_shim {
+                wc.sandbox = auspex_worker::SandboxMode::Bubblewrap(auspex_worker::BwrapOptions {
+                    landlock_shim: Some(shim.clone()),
+                    ..auspex_worker::BwrapOptions::default()
+                });
             }
             if config.stand_in_model.is_some() {
                 wc.models_dir = Some(models_dir.clone());

@@ -92,6 +92,11 @@ pub struct BwrapOptions {
     /// Extra directories bound read-only at the same path (an interpreter
     /// living outside `/usr`, say).
     pub extra_ro_binds: Vec<PathBuf>,
+    /// The Landlock shim (the `auspex` binary, see [`crate::landlock`]):
+    /// when set, tenant code also runs under a Landlock ruleset applied
+    /// inside the sandbox. Set it only after [`crate::landlock::probe`]
+    /// succeeded.
+    pub landlock_shim: Option<PathBuf>,
 }
 
 impl Default for BwrapOptions {
@@ -101,6 +106,7 @@ impl Default for BwrapOptions {
             setpriv: PathBuf::from("/usr/bin/setpriv"),
             sandbox_uid_base: 61000,
             extra_ro_binds: Vec::new(),
+            landlock_shim: None,
         }
     }
 }

@@ -35,8 +35,9 @@
 //! a real serving path implements the same trait.
 //!
 //! The sandbox is bubblewrap plus rlimits ([`sandbox`] has the exact
-//! argv); Landlock is not added as a second layer (it needs code in the
-//! child before `exec`, i.e. `unsafe`, or util-linux ≥ 2.40), nor a seccomp
+//! argv), with Landlock as a second layer when a shim is configured
+//! ([`landlock`]: the `auspex` binary, or `auspex-landlock-shim`, restricts
+//! itself inside the sandbox and then runs the executor); no seccomp
 //! filter.
 //!
 //! The library never prints; log lines go to [`WorkerConfig::logger`].
@@ -66,6 +67,7 @@ mod config;
 mod error;
 pub mod exec;
 pub mod jsonfmt;
+pub mod landlock;
 pub mod package;
 pub mod result;
 pub mod sandbox;

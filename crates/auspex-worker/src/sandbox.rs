@@ -16,6 +16,7 @@
 //!       --chdir <package> --clearenv --setenv … --
 //!   [setpriv --reuid U --regid U --clear-groups --inh-caps=-all
 //!            --bounding-set=-all --no-new-privs --]            (root worker)
+//!   [/run/auspex/landlock-exec __landlock-exec --read … --write … --]
 //!    /bin/sh -c <wrapper> sh <workspace>/exec_output.json <executor argv…>
 //! ```
 //!
@@ -44,18 +45,23 @@
 //!   ([`BwrapOptions::sandbox_uid_base`] + slot) with every capability
 //!   dropped and `no_new_privs`; an unprivileged worker gets a user
 //!   namespace, where the count is per sandbox.
-//! * **Landlock** is not used as a second layer: it must be applied by code
-//!   running in the child before `exec` (which needs `unsafe`, forbidden in
-//!   this workspace) or by `setpriv --landlock-*` (util-linux ≥ 2.40, newer
-//!   than Debian 12's). The mount namespace already hides everything not
-//!   listed above. No seccomp filter either (bwrap takes one only as an
-//!   inherited file descriptor).
+//! * **Landlock**, when [`BwrapOptions::landlock_shim`] is set (the CLI
+//!   sets it after [`crate::landlock::probe`] found the kernel enforcing
+//!   it): the shim is bound read-only at
+//!   [`SHIM_PATH_IN_SANDBOX`](crate::landlock::SHIM_PATH_IN_SANDBOX) and
+//!   runs first (after `setpriv`), restricting itself to
+//!   [`landlock_policy`] — read/execute under the system, the package and
+//!   the model store, write only in the workspace and `/tmp`, no TCP bind
+//!   or connect, no signals or abstract sockets outside — and then `exec`s
+//!   the wrapper. No seccomp filter (bwrap takes one only as an inherited
+//!   file descriptor).
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use crate::config::{BwrapOptions, Limits};
+use crate::landlock::{self, SHIM_PATH_IN_SANDBOX};
 
 /// The first line the wrapper prints: the sandbox came up.
 pub const MARK_UP: &str = "AUSPEX-SANDBOX-UP";
@@ -313,6 +319,13 @@ pub fn bwrap_argv(opts: &BwrapOptions, limits: &Limits, plan: &SandboxPlan<'_>) 
     ] {
         a.extend(["--setenv".into(), k.into(), v.to_string()]);
     }
+    if let Some(shim) = &opts.landlock_shim {
+        // World-traversable parents, so the dropped uid can reach it.
+        for d in ["/run", "/run/auspex"] {
+            a.extend(["--perms".into(), "0755".into(), "--dir".into(), d.into()]);
+        }
+        a.extend(["--ro-bind".into(), s(shim), SHIM_PATH_IN_SANDBOX.into()]);
+    }
     a.push("--".into());
     if let Some(uid) = plan.drop_to_uid {
         a.extend([
@@ -326,15 +339,39 @@ pub fn bwrap_argv(opts: &BwrapOptions, limits: &Limits, plan: &SandboxPlan<'_>) 
             "--".into(),
         ]);
     }
-    a.extend([
+    let mut wrapper: Vec<String> = vec![
         "/bin/sh".into(),
         "-c".into(),
         WRAPPER.into(),
         "sh".into(),
         s(&plan.workspace.join("exec_output.json")),
-    ]);
-    a.extend(plan.argv.iter().cloned());
+    ];
+    wrapper.extend(plan.argv.iter().cloned());
+    if opts.landlock_shim.is_some() {
+        a.extend(landlock::shim_argv(&landlock_policy(opts, plan), &wrapper));
+    } else {
+        a.extend(wrapper);
+    }
     a
+}
+
+/// What Landlock lets tenant code touch: read and execute beneath the
+/// system directories, `/etc`, the extra binds, the package and the model
+/// store; write only in the workspace and `/tmp` (devices and `/proc` are
+/// added by [`landlock::restrict`]).
+pub fn landlock_policy(opts: &BwrapOptions, plan: &SandboxPlan<'_>) -> landlock::Policy {
+    let mut read: Vec<PathBuf> = ["/usr", "/etc"].iter().map(PathBuf::from).collect();
+    read.extend(SYSTEM_DIRS.iter().map(PathBuf::from));
+    read.extend(opts.extra_ro_binds.iter().cloned());
+    read.extend(plan.extra_ro.iter().cloned());
+    read.push(plan.package_dir.to_path_buf());
+    if let Some(m) = plan.model_dir {
+        read.push(m.to_path_buf());
+    }
+    landlock::Policy {
+        read,
+        write: vec![plan.workspace.to_path_buf(), PathBuf::from("/tmp")],
+    }
 }
 
 /// The message given when bubblewrap is missing or broken.

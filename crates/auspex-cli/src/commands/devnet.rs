@@ -51,6 +51,11 @@ pub fn run(cmd: DevnetCommand, p: &mut Printer) -> Result<ExitStatus, CliError> 
                 lease: lease.map(std::time::Duration::from_secs),
                 pointer: None,
                 stand_in_model,
+                landlock_shim: if no_sandbox {
+                    None
+                } else {
+                    super::worker::landlock_shim(p)
+                },
             };
             rt.block_on(up(config, p))
         }

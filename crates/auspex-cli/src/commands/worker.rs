@@ -71,6 +71,7 @@ pub fn run(cmd: WorkerCommand, p: &mut Printer) -> Result<ExitStatus, CliError> 
     } else {
         SandboxMode::Bubblewrap(BwrapOptions {
             bwrap,
+            landlock_shim: landlock_shim(p),
             ..BwrapOptions::default()
         })
     };
@@ -122,4 +123,34 @@ pub fn run(cmd: WorkerCommand, p: &mut Printer) -> Result<ExitStatus, CliError> 
     p.line(format!("refusals:  {}", stats.refusals.len()));
     p.line(format!("receipts:  {}", stats.receipts.len()));
     Ok(ExitStatus::Success)
+}
+
+/// This binary as the Landlock shim of the workers' sandboxes, when the
+/// kernel enforces Landlock (says which on stderr either way).
+pub(crate) fn landlock_shim(p: &mut Printer) -> Option<PathBuf> {
+    let exe = match std::env::current_exe() {
+        Ok(e) => e,
+        Err(e) => {
+            p.note(format!(
+                "sandbox: bubblewrap only (Landlock shim: cannot locate this binary: {e})"
+            ));
+            return None;
+        }
+    };
+    match auspex_worker::landlock::probe(&exe) {
+        Ok(auspex_worker::landlock::Enforcement::Full) => {
+            p.note("sandbox: bubblewrap + Landlock");
+            Some(exe)
+        }
+        Ok(auspex_worker::landlock::Enforcement::Partial) => {
+            p.note("sandbox: bubblewrap + Landlock (partially enforced by this kernel)");
+            Some(exe)
+        }
+        Err(why) => {
+            p.note(format!(
+                "sandbox: bubblewrap only (this kernel does not enforce Landlock: {why})"
+            ));
+            None
+        }
+    }
 }

@@ -78,6 +78,18 @@ impl Lab {
         limits: &Limits,
         models_dir: Option<&std::path::Path>,
     ) -> (Refusal, PathBuf, Duration) {
+        self.attack_under(&SandboxMode::default(), unit, payload, limits, models_dir)
+            .await
+    }
+
+    async fn attack_under(
+        &self,
+        mode: &SandboxMode,
+        unit: &str,
+        payload: serde_json::Value,
+        limits: &Limits,
+        models_dir: Option<&std::path::Path>,
+    ) -> (Refusal, PathBuf, Duration) {
         let Value::Object(payload) = Value::from_serde(&payload) else {
             panic!("payload must be an object");
         };
@@ -91,7 +103,6 @@ impl Lab {
             created_at: "2026-07-01T00:00:00Z".into(),
             payload,
         };
-        let mode = SandboxMode::default();
         let ws = self.work.join("runs").join("0").join(unit);
         let python = PathBuf::from("/usr/bin/python3");
         let inv = exec::prepare(
@@ -101,14 +112,14 @@ impl Lab {
             &Context {
                 python: &python,
                 models_dir,
-                sandbox: &mode,
+                sandbox: mode,
                 limits,
             },
         )
         .expect("test step");
         let (_tx, rx) = tokio::sync::watch::channel(false);
         let started = Instant::now();
-        match exec::run(&inv, &mode, limits, &rx).await {
+        match exec::run(&inv, mode, limits, &rx).await {
             Ok(out) => panic!(
                 "attack {unit} produced a result: {}",
                 String::from_utf8_lossy(&out.output)
@@ -406,4 +417,107 @@ async fn a_model_from_the_store_is_bound_read_only() {
         .await;
     let empty = ws.join("models").to_string_lossy().into_owned();
     assert_runner_failed(&r, &[&format!("models {empty} = []: writable; env None")]);
+}
+
+/// The Landlock shim built with this crate.
+fn landlock_shim() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_auspex-landlock-shim"))
+}
+
+/// With the shim, tenant code runs under Landlock inside bubblewrap: a TCP
+/// bind on the sandbox's own loopback, which bubblewrap alone allows, is
+/// denied; writes outside the workspace stay impossible; and an ordinary
+/// executor still runs (`landlock_runs_a_real_executor`). On a kernel
+/// without Landlock the probe says so and the worker does not use the shim.
+#[tokio::test]
+async fn landlock_is_a_second_layer_inside_bubblewrap() {
+    let shim = landlock_shim();
+    let enforcement = match auspex_worker::landlock::probe(&shim) {
+        Ok(e) => e,
+        Err(why) => {
+            assert!(why.contains("Landlock"), "{why}");
+            eprintln!("note: this kernel does not enforce Landlock ({why}); layer not tested");
+            return;
+        }
+    };
+    assert_eq!(enforcement, auspex_worker::landlock::Enforcement::Full);
+    let lab = lab();
+    let plain = SandboxMode::default();
+    let layered = SandboxMode::Bubblewrap(BwrapOptions {
+        landlock_shim: Some(shim),
+        ..BwrapOptions::default()
+    });
+    let (r, _, _) = lab
+        .attack_under(
+            &plain,
+            "bind-plain",
+            json!({"attack": "tcp-bind"}),
+            &small_limits(),
+            None,
+        )
+        .await;
+    assert_runner_failed(&r, &["attack tcp-bind allowed"]);
+    let (r, _, _) = lab
+        .attack_under(
+            &layered,
+            "bind-layered",
+            json!({"attack": "tcp-bind"}),
+            &small_limits(),
+            None,
+        )
+        .await;
+    assert_runner_failed(&r, &["attack tcp-bind blocked", "Permission denied"]);
+    let outside = lab.dir.path().join("landlock-escape");
+    let (r, _, _) = lab
+        .attack_under(
+            &layered,
+            "write-layered",
+            json!({"attack": "write-outside", "paths": [
+                outside.to_string_lossy(), "/usr/escaped", "/etc/escaped", "/escaped"
+            ]}),
+            &small_limits(),
+            None,
+        )
+        .await;
+    assert_eq!(r.kind, kind::RUNNER_FAILED, "{r}");
+    assert!(!r.reason.contains("written"), "{}", r.reason);
+    assert!(!outside.exists());
+    // A well-behaved executor runs normally under both layers.
+    let lease = Lease {
+        assignment_id: None,
+        experiment_id: "exp-attacks".into(),
+        unit_id: "benign".into(),
+        tenant_id: TENANT.into(),
+        label: "attacks".into(),
+        manifest_sha256: lab.pkg.manifest_sha256.clone(),
+        created_at: "2026-07-01T00:00:00Z".into(),
+        payload: match Value::from_serde(&json!({"attack": "none"})) {
+            Value::Object(o) => o,
+            _ => unreachable!("an object"),
+        },
+    };
+    let ws = lab.work.join("runs").join("0").join("benign");
+    let python = PathBuf::from("/usr/bin/python3");
+    let limits = small_limits();
+    let inv = exec::prepare(
+        &ws,
+        &lease,
+        &lab.pkg,
+        &Context {
+            python: &python,
+            models_dir: None,
+            sandbox: &layered,
+            limits: &limits,
+        },
+    )
+    .expect("prepare");
+    let (_tx, rx) = tokio::sync::watch::channel(false);
+    let out = exec::run(&inv, &layered, &limits, &rx)
+        .await
+        .expect("a benign executor runs under Landlock");
+    assert!(
+        String::from_utf8_lossy(&out.output).contains("\"ok\": true"),
+        "{}",
+        String::from_utf8_lossy(&out.output)
+    );
 }
