@@ -1,8 +1,10 @@
 //! Per-unit overhead of the worker (+ sandbox) over a bare launch of the
 //! same executor: `cargo bench -p auspex-worker --bench overhead`.
 //!
-//! For a no-op shell executor and a no-op Python executor it times, per
-//! unit (median and p90 of N runs after warm-up):
+//! For a no-op shell executor, a no-op Python executor and a no-op Rust
+//! executor (`crates/auspex-devnet/examples/noop_executor.rs`, the doubler's
+//! contract, built here with `rustc -O`) it times, per unit (median and p90
+//! of N runs after warm-up):
 //!
 //! * **bare** — `std::process::Command` spawning the executor with the same
 //!   argv and waiting for it (the floor);
@@ -37,10 +39,17 @@ fn runs() -> usize {
         .unwrap_or(60)
 }
 
-fn package(root: &Path, name: &str, file: &str, body: &str, command: &[&str]) -> VerifiedPackage {
+fn package(root: &Path, name: &str, file: &str, body: &[u8], command: &[&str]) -> VerifiedPackage {
     let src = root.join(format!("{name}-src"));
     std::fs::create_dir_all(&src).expect("bench setup");
     std::fs::write(src.join(file), body).expect("bench setup");
+    if command.first() == Some(&"./noop_executor") {
+        // A package staged by the worker keeps no modes unless the archive
+        // had them; here the directory is staged directly.
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(src.join(file), std::fs::Permissions::from_mode(0o755))
+            .expect("bench setup");
+    }
     let digest = auspex_wire::package::package_digest(&src)
         .expect("bench setup")
         .sha256;
@@ -63,7 +72,7 @@ fn package(root: &Path, name: &str, file: &str, body: &str, command: &[&str]) ->
 
 fn lease(pkg: &VerifiedPackage, i: usize) -> Lease {
     let mut payload = Object::new();
-    payload.insert("i".into(), Value::from(i as u64));
+    payload.insert("value".into(), Value::from(i as u64));
     Lease {
         assignment_id: Some(format!("asg-{i}")),
         experiment_id: "exp-bench".into(),
@@ -84,7 +93,11 @@ fn stats(mut v: Vec<Duration>) -> (Duration, Duration) {
 
 fn bare(pkg: &VerifiedPackage, python: &Path, ws: &Path) -> Vec<Duration> {
     std::fs::create_dir_all(ws.join("models")).expect("bench setup");
-    std::fs::write(ws.join("exec_input.json"), b"{}").expect("bench setup");
+    std::fs::write(
+        ws.join("exec_input.json"),
+        br#"{"schema_version": "0.1", "unit_id": "u0", "tenant_id": "acme-lab", "experiment_id": "bench", "manifest_sha256": "00", "created_at": "2026-07-01T00:00:00+00:00", "payload": {"value": 0}}"#,
+    )
+    .expect("bench setup");
     let program = match pkg.command[0].as_str() {
         "python" | "python3" => python.to_path_buf(),
         other => PathBuf::from(other),
@@ -199,6 +212,7 @@ fn bare_bwrap(
         workspace: &inv.workspace,
         host_input: &input,
         model_dir: None,
+        inference_socket: None,
         extra_ro: &inv.extra_ro,
         drop_to_uid: uid.as_ref().map(|u| u.uid()),
         env: &inv.env,
@@ -222,6 +236,28 @@ fn bare_bwrap(
     out
 }
 
+/// Builds the devnet's no-op Rust executor (standard library only) with
+/// `rustc -O` into `dir`.
+fn build_rust_executor(dir: &Path) -> PathBuf {
+    let src =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../auspex-devnet/examples/noop_executor.rs");
+    let out = dir.join("noop_executor.bin");
+    let rustc = std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
+    let o = std::process::Command::new(rustc)
+        .args(["--edition", "2024", "-O", "-C", "strip=symbols", "-o"])
+        .arg(&out)
+        .arg(&src)
+        .output()
+        .expect("rustc runs");
+    assert!(
+        o.status.success(),
+        "rustc {} failed: {}",
+        src.display(),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    out
+}
+
 fn ms(d: Duration) -> String {
     format!("{:.2}", d.as_secs_f64() * 1000.0)
 }
@@ -237,17 +273,24 @@ fn main() {
         root.path(),
         "sh",
         "run.sh",
-        "printf '{\"payload\":{\"ok\":true},\"completed_at\":\"2026-01-01T00:00:00Z\"}' > \"$4\"\n",
+        b"printf '{\"payload\":{\"ok\":true},\"completed_at\":\"2026-01-01T00:00:00Z\"}' > \"$4\"\n",
         &["sh", "run.sh"],
     );
     let py = package(
         root.path(),
         "py",
         "noop.py",
-        "import json, sys\nout = sys.argv[sys.argv.index('--output') + 1]\n\
+        b"import json, sys\nout = sys.argv[sys.argv.index('--output') + 1]\n\
          with open(out, 'w') as f:\n    json.dump({'payload': {'ok': True}, \
          'completed_at': '2026-01-01T00:00:00Z'}, f)\n",
         &["python", "noop.py"],
+    );
+    let rust = package(
+        root.path(),
+        "rust",
+        "noop_executor",
+        &std::fs::read(build_rust_executor(root.path())).expect("bench setup"),
+        &["./noop_executor"],
     );
     let sandbox = SandboxMode::default();
     let sandboxed = auspex_worker::sandbox::check_tools(match &sandbox {
@@ -269,7 +312,11 @@ fn main() {
         "| executor | path | median ms | p90 ms | median overhead over bare, ms |".into(),
         "|---|---|---|---|---|".into(),
     ];
-    for (name, pkg) in [("shell no-op", &shell), ("python no-op", &py)] {
+    for (name, pkg) in [
+        ("shell no-op", &shell),
+        ("python no-op", &py),
+        ("rust no-op", &rust),
+    ] {
         let runs_dir = root.path().join(format!("runs-{name}").replace(' ', "-"));
         let (b50, b90) = stats(bare(pkg, &python, &root.path().join("bare-ws")));
         lines.push(format!(

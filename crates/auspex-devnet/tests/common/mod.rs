@@ -1,6 +1,8 @@
 //! Helpers shared by the devnet's integration tests and its benchmark: a
-//! signing tenant client, the doubler package, experiment submission and
-//! attestation polling.
+//! signing tenant client, executor packages (the doubler, shell, and the
+//! Rust no-op of `examples/noop_executor.rs`), experiment submission,
+//! attestation polling, and the evidence bundle's export and verification
+//! (ours and the official SDK's).
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
@@ -154,18 +156,117 @@ pub async fn create_experiment(
     executor: Executor,
     replication: u32,
 ) -> (String, String) {
+    create_experiment_with(tenant, work, &Package::of(executor), replication).await
+}
+
+/// A package to run: its files and the manifest's `executor.command`.
+#[derive(Debug, Clone)]
+pub struct Package {
+    /// `(relative path, contents)` of every file.
+    pub files: Vec<(String, Vec<u8>)>,
+    /// The executor command.
+    pub command: Vec<String>,
+}
+
+impl Package {
+    /// The package of one of the stock executors.
+    pub fn of(executor: Executor) -> Package {
+        match executor {
+            Executor::Python => Package {
+                files: vec![(
+                    "executor.py".into(),
+                    std::fs::read(example().join("executor.py")).expect("doubler executor"),
+                )],
+                command: vec!["python3".into(), "executor.py".into()],
+            },
+            Executor::Shell => Package::shell(SHELL_EXECUTOR),
+        }
+    }
+
+    /// `sh executor.sh` with this script.
+    pub fn shell(script: &str) -> Package {
+        Package {
+            files: vec![("executor.sh".into(), script.as_bytes().to_vec())],
+            command: vec!["sh".into(), "executor.sh".into()],
+        }
+    }
+
+    /// The Rust no-op executor (`examples/noop_executor.rs`, built by
+    /// [`build_rust_executor`]). Packages keep no file modes (the archive
+    /// stores 0644), so it runs through the dynamic loader named in its ELF
+    /// header, which the sandbox binds read-only with the system.
+    pub fn rust(binary: &Path) -> Package {
+        let bytes = std::fs::read(binary).expect("Rust executor binary");
+        let loader = elf_interpreter(&bytes).expect("a dynamically linked ELF executable");
+        Package {
+            files: vec![("noop_executor".into(), bytes)],
+            // With a slash: a bare name would be searched for on the
+            // loader's library path, not in the package directory.
+            command: vec![loader, "./noop_executor".into()],
+        }
+    }
+}
+
+/// The program interpreter (`PT_INTERP`) of a 64-bit little-endian ELF file.
+pub fn elf_interpreter(elf: &[u8]) -> Option<String> {
+    if elf.get(..6)? != b"\x7fELF\x02\x01" {
+        return None;
+    }
+    let u16_at = |o: usize| Some(u16::from_le_bytes(elf.get(o..o + 2)?.try_into().ok()?));
+    let u32_at = |o: usize| Some(u32::from_le_bytes(elf.get(o..o + 4)?.try_into().ok()?));
+    let u64_at =
+        |o: usize| usize::try_from(u64::from_le_bytes(elf.get(o..o + 8)?.try_into().ok()?)).ok();
+    let phoff = u64_at(0x20)?;
+    let phentsize = usize::from(u16_at(0x36)?);
+    for i in 0..usize::from(u16_at(0x38)?) {
+        let ph = phoff.checked_add(i.checked_mul(phentsize)?)?;
+        if u32_at(ph)? == 3 {
+            let (offset, size) = (u64_at(ph + 8)?, u64_at(ph + 32)?);
+            let text = elf.get(offset..offset.checked_add(size)?)?;
+            let text = text.strip_suffix(b"\0").unwrap_or(text);
+            return String::from_utf8(text.to_vec()).ok();
+        }
+    }
+    None
+}
+
+/// Builds `crates/auspex-devnet/examples/noop_executor.rs` (standard library
+/// only) with `rustc -O` into `dir` and returns the binary's path. Plain
+/// rustc rather than a nested cargo: it takes well under a second and
+/// needs no build lock.
+pub fn build_rust_executor(dir: &Path) -> PathBuf {
+    let src = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples/noop_executor.rs");
+    let out = dir.join("noop_executor");
+    std::fs::create_dir_all(dir).expect("mkdir");
+    let rustc = std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
+    let o = std::process::Command::new(rustc)
+        .args(["--edition", "2024", "-O", "-C", "strip=symbols", "-o"])
+        .arg(&out)
+        .arg(&src)
+        .output()
+        .expect("rustc runs");
+    assert!(
+        o.status.success(),
+        "rustc {} failed: {}",
+        src.display(),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    out
+}
+
+/// Like [`create_experiment`], with any [`Package`].
+pub async fn create_experiment_with(
+    tenant: &Tenant,
+    work: &Path,
+    package: &Package,
+    replication: u32,
+) -> (String, String) {
     let pkg = work.join("pkg");
-    let command = match executor {
-        Executor::Python => {
-            copy_package(&pkg);
-            vec!["python3", "executor.py"]
-        }
-        Executor::Shell => {
-            std::fs::create_dir_all(&pkg).expect("mkdir");
-            std::fs::write(pkg.join("executor.sh"), SHELL_EXECUTOR).expect("write");
-            vec!["sh", "executor.sh"]
-        }
-    };
+    std::fs::create_dir_all(&pkg).expect("mkdir");
+    for (name, bytes) in &package.files {
+        std::fs::write(pkg.join(name), bytes).expect("write");
+    }
+    let command: Vec<&str> = package.command.iter().map(String::as_str).collect();
     let digest = auspex_wire::package::package_digest(&pkg)
         .expect("digest")
         .sha256;
@@ -337,4 +438,270 @@ pub async fn raw_results(tenant: &Tenant, id: &str) -> Vec<Value> {
         }
         _ => panic!("no results array: {page:?}"),
     }
+}
+
+/// `GET …/results/export`: the evidence bundle v1 as served (a new custody
+/// transfer each call).
+pub async fn export_bundle(tenant: &Tenant, id: &str) -> Vec<u8> {
+    let (status, out) = tenant
+        .call(
+            "GET",
+            &format!("/api/v0/experiments/{id}/results/export"),
+            Vec::new(),
+            "",
+        )
+        .await;
+    assert_eq!(
+        status,
+        200,
+        "export: {}",
+        String::from_utf8_lossy(&out[..out.len().min(2000)])
+    );
+    out
+}
+
+/// An integer JSON value as `i64`.
+pub fn int(v: &Value) -> Option<i64> {
+    match v {
+        Value::Int(n) => n.as_i64(),
+        _ => None,
+    }
+}
+
+/// Standard base64 (padded) → bytes.
+pub fn b64_decode(text: &str) -> Option<Vec<u8>> {
+    let sextet = |c: u8| match c {
+        b'A'..=b'Z' => Some(c - b'A'),
+        b'a'..=b'z' => Some(c - b'a' + 26),
+        b'0'..=b'9' => Some(c - b'0' + 52),
+        b'+' => Some(62),
+        b'/' => Some(63),
+        _ => None,
+    };
+    let bytes = text.as_bytes();
+    if !bytes.len().is_multiple_of(4) {
+        return None;
+    }
+    let mut out = Vec::with_capacity(bytes.len() / 4 * 3);
+    for chunk in bytes.chunks(4) {
+        let pad = chunk.iter().rev().take_while(|&&c| c == b'=').count();
+        if pad > 2 {
+            return None;
+        }
+        let mut n: u32 = 0;
+        for &c in &chunk[..4 - pad] {
+            n = (n << 6) | u32::from(sextet(c)?);
+        }
+        n <<= 6 * pad as u32;
+        out.extend_from_slice(&n.to_be_bytes()[1..4 - pad]);
+    }
+    Some(out)
+}
+
+/// What our verifiers established about an evidence bundle.
+pub struct CheckedBundle {
+    /// The bundle as read.
+    pub bundle: auspex_wire::bundle::EvidenceBundle,
+    /// Its final attestation, verified against the coordinator's pinned key.
+    pub attestation: VerifiedAttestation,
+    /// Its receipts by id, each verified against the coordinator's pinned
+    /// key (COSE signature and subject digest).
+    pub receipts: std::collections::BTreeMap<String, auspex_wire::receipt::Receipt>,
+}
+
+/// Verifies an evidence bundle with auspex's verifiers, everything pinned
+/// to the devnet coordinator's key: the custody record, the final
+/// attestation, the custody root bound to the attested root, completeness
+/// (delivered `(unit, semantic hash)` pairs = attested ones), input binding
+/// (every attested unit's `unit_payload_sha256` = the hash of its
+/// `work_units` payload), every consensus row's worker signature and
+/// semantic hash, and every receipt's signature; each row's receipt is in
+/// the bundle and names the row's unit and worker. Panics with the first
+/// failed check.
+pub fn verify_bundle(info: &DevnetInfo, bytes: &[u8]) -> CheckedBundle {
+    use auspex_crypto::custody::{CustodyPolicy, verify_root_binding, verify_transfer};
+    use auspex_crypto::worker_sig::{RowsPolicy, verify_consensus_rows};
+
+    let key = coordinator_key(info);
+    let bundle = auspex_wire::bundle::EvidenceBundle::parse(bytes).expect("bundle parses");
+    assert!(bundle.is_v1(), "not a v1 bundle: {:?}", bundle.schema);
+    let transfer = bundle.transfer.as_ref().expect("transfer block");
+    let custody = verify_transfer(
+        transfer,
+        &CustodyPolicy {
+            authorized_signers: Some(vec![key]),
+        },
+    );
+    let custody = custody
+        .into_result()
+        .unwrap_or_else(|r| panic!("custody record: {:?}", r.first_failure()));
+    let attestation = verify_attestation(
+        AttestationInput::Bundle(bundle.attestation.as_ref().expect("attestation block")),
+        &AttestationPolicy {
+            authorized_signers: Some(vec![key]),
+            expect_partial: Some(false),
+        },
+    )
+    .into_result()
+    .unwrap_or_else(|r| panic!("bundle attestation: {:?}", r.first_failure()));
+    let rows: Vec<(&str, Option<&str>)> = bundle
+        .consensus_results
+        .iter()
+        .map(|r| {
+            (
+                r.unit_id.as_deref().unwrap_or(""),
+                r.semantic_hash.as_deref(),
+            )
+        })
+        .collect();
+    let binding = verify_root_binding(&custody, transfer, rows.iter().copied(), Some(&attestation));
+    assert!(
+        binding.first_failure().is_none(),
+        "custody root binding: {:?}",
+        binding.first_failure()
+    );
+    // Completeness: the delivered set is the attested set.
+    let mut delivered: Vec<(String, String)> = rows
+        .iter()
+        .map(|(u, h)| ((*u).to_owned(), h.unwrap_or("").to_owned()))
+        .collect();
+    delivered.sort();
+    let mut attested: Vec<(String, String)> = attestation
+        .predicate()
+        .units
+        .iter()
+        .map(|u| (u.unit_id.clone(), u.consensus_result_hash.clone()))
+        .collect();
+    attested.sort();
+    assert_eq!(delivered, attested, "delivered set != attested set");
+    // Input binding.
+    for u in &attestation.predicate().units {
+        let w = bundle
+            .work_units
+            .iter()
+            .rev()
+            .find(|w| w.unit_id.as_deref() == Some(u.unit_id.as_str()))
+            .unwrap_or_else(|| panic!("no work unit for attested {}", u.unit_id));
+        let payload = w.payload.as_ref().expect("work unit payload");
+        assert_eq!(
+            u.unit_payload_sha256.as_deref(),
+            Some(json::canonical_sha256(payload).as_str()),
+            "input binding of {}",
+            u.unit_id
+        );
+    }
+    // Worker signatures and semantic hashes of every consensus row.
+    let sigs = verify_consensus_rows(&bundle.consensus_results, &RowsPolicy::default());
+    assert!(
+        sigs.report().first_failure().is_none(),
+        "worker signatures: {:?}",
+        sigs.report().first_failure()
+    );
+    assert_eq!(sigs.verified(), bundle.consensus_results.len());
+    for check in &sigs.rows {
+        assert!(
+            matches!(check.semantic_hash, Some(Ok(()))),
+            "semantic hash of {}: {:?}",
+            check.label,
+            check.semantic_hash
+        );
+    }
+    // Receipts: signed by the coordinator, one per referenced id.
+    let mut receipts = std::collections::BTreeMap::new();
+    for r in &bundle.receipts {
+        let id = r.receipt_id.clone().expect("receipt_id");
+        let cose = b64_decode(r.cose_b64.as_deref().expect("cose_b64")).expect("base64");
+        let inspected = auspex_crypto::cose::inspect_receipt(&cose)
+            .unwrap_or_else(|e| panic!("receipt {id}: {e}"));
+        let envelope = inspected.envelope.expect("a COSE_Sign1 receipt");
+        envelope
+            .cose
+            .verify(Some(&key))
+            .unwrap_or_else(|e| panic!("receipt {id} signature: {e}"));
+        assert!(envelope.subject_digest_matches, "receipt {id} subject");
+        assert!(
+            receipts.insert(id.clone(), inspected.receipt).is_none(),
+            "receipt {id} twice in the bundle"
+        );
+    }
+    for row in &bundle.consensus_results {
+        let unit = row.unit_id.as_deref().expect("unit_id");
+        let id = row
+            .receipt_id
+            .as_deref()
+            .expect("receipt_id of a consensus row");
+        let receipt = receipts
+            .get(id)
+            .unwrap_or_else(|| panic!("{unit}: receipt {id} is not in the bundle"));
+        assert!(
+            receipt.work_unit_ids.iter().any(|u| u == unit),
+            "{unit}: receipt {id} covers {:?}",
+            receipt.work_unit_ids
+        );
+        assert_eq!(
+            Some(auspex_wire::hex_lower(&receipt.worker_pubkey).as_str()),
+            row.worker_pubkey_hex
+                .as_deref()
+                .map(str::to_ascii_lowercase)
+                .as_deref(),
+            "{unit}: receipt {id} names another worker"
+        );
+    }
+    assert_eq!(
+        transfer.receipt_count.as_ref().and_then(int),
+        Some(receipts.len() as i64),
+        "transfer.receipt_count"
+    );
+    CheckedBundle {
+        bundle,
+        attestation,
+        receipts,
+    }
+}
+
+/// Runs the official SDK's offline verifier on a bundle file:
+/// `auspexai-tenant bundle verify FILE --signer KEY` of auspexai-tenant
+/// 0.6.67 (`target/py-0.6.67`, installed by `scripts/python-peers.sh`),
+/// which must print `verified ✓` with the signer pin `ok`; returns its
+/// output. A missing venv fails the test unless `AUSPEX_SKIP_INTEROP=1`
+/// (then `None`).
+#[allow(clippy::print_stderr)] // says that a check was knowingly skipped
+pub fn official_bundle_verify(bundle: &Path, signer_hex: &str) -> Option<String> {
+    let venv = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/py-0.6.67");
+    let cli = venv.join("bin/auspexai-tenant");
+    if !cli.exists() {
+        if std::env::var("AUSPEX_SKIP_INTEROP").is_ok_and(|v| v == "1") {
+            eprintln!("skipped: no target/py-0.6.67 and AUSPEX_SKIP_INTEROP=1");
+            return None;
+        }
+        panic!(
+            "the official SDK 0.6.67 is not installed in target/py-0.6.67: run \
+             `bash scripts/python-peers.sh` (or set AUSPEX_SKIP_INTEROP=1 to skip)"
+        );
+    }
+    let home = bundle
+        .parent()
+        .unwrap_or(Path::new("/tmp"))
+        .join("sdk-home");
+    std::fs::create_dir_all(&home).expect("mkdir");
+    let out = std::process::Command::new(&cli)
+        .args(["bundle", "verify"])
+        .arg(bundle)
+        .args(["--signer", signer_hex])
+        .env("HOME", &home)
+        .env("XDG_CONFIG_HOME", home.join(".config"))
+        .env("LANG", "C.UTF-8")
+        .output()
+        .expect("auspexai-tenant runs");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success() && text.contains("verified ✓") && text.contains("signer pin:  ok"),
+        "official bundle verify ({}): {text}",
+        out.status
+    );
+    Some(text)
 }

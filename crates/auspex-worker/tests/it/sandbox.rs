@@ -430,6 +430,7 @@ fn landlock_shim() -> PathBuf {
 /// executor still runs (`landlock_runs_a_real_executor`). On a kernel
 /// without Landlock the probe says so and the worker does not use the shim.
 #[tokio::test]
+#[allow(clippy::print_stderr)] // says when the kernel cannot test the layer
 async fn landlock_is_a_second_layer_inside_bubblewrap() {
     let shim = landlock_shim();
     let enforcement = match auspex_worker::landlock::probe(&shim) {
