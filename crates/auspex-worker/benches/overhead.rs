@@ -13,6 +13,8 @@
 //!   with stdout/stderr capture and the wall-clock guard (`exec::run`), the
 //!   output read and checked (`exec::parse_report`), the v3 result signed
 //!   and its upload body laid out (`result::sign_report`), workspace removed;
+//! * **worker + bubblewrap + Landlock** — the same with the Landlock shim
+//!   restricting the executor inside the sandbox (where the kernel has it).
 //! * **worker + bubblewrap** — the same under the sandbox (bwrap namespaces,
 //!   tmpfs workspace, `setpriv`/`prlimit`, the wrapper shell).
 //!
@@ -298,6 +300,15 @@ fn main() {
         SandboxMode::None => unreachable!("default is bubblewrap"),
     })
     .is_ok();
+    // The second layer, as `auspex worker run` sets it up where the kernel
+    // enforces Landlock (the shim built with this crate).
+    let shim = PathBuf::from(env!("CARGO_BIN_EXE_auspex-landlock-shim"));
+    let layered = auspex_worker::landlock::probe(&shim).ok().map(|_| {
+        SandboxMode::Bubblewrap(auspex_worker::BwrapOptions {
+            landlock_shim: Some(shim.clone()),
+            ..auspex_worker::BwrapOptions::default()
+        })
+    });
     let mut lines = vec![
         format!(
             "runs per row: {} (after {WARMUP} warm-up), as {}",
@@ -352,6 +363,20 @@ fn main() {
                 ms(s90),
                 ms(s50.saturating_sub(b50))
             ));
+            match &layered {
+                Some(mode) => {
+                    let (l50, l90) = stats(worker_path(&rt, pkg, &python, &runs_dir, mode));
+                    lines.push(format!(
+                        "| {name} | worker + bubblewrap + Landlock | {} | {} | {} |",
+                        ms(l50),
+                        ms(l90),
+                        ms(l50.saturating_sub(b50))
+                    ));
+                }
+                None => lines.push(format!(
+                    "| {name} | worker + bubblewrap + Landlock | — | — | kernel does not enforce Landlock |"
+                )),
+            }
         } else {
             lines.push(format!(
                 "| {name} | worker + bubblewrap | — | — | bwrap not installed |"
