@@ -941,7 +941,10 @@ mod tests {
             assert!(p.diverged_units.is_some());
             let footprint = p.governance_footprint.as_ref().map(cbor_json);
             assert_eq!(
-                footprint.as_ref().map(auspex_wire::json::canonical).as_deref(),
+                footprint
+                    .as_ref()
+                    .map(auspex_wire::json::canonical)
+                    .as_deref(),
                 Some(
                     r#"{"integrity_basis":{"counts":{"diverged":1,"process_only":1,"within_cell_exact":0,"within_cell_tolerance":1}}}"#
                 )

@@ -306,32 +306,37 @@ fn sig_error(e: &HttpSigError) -> ApiError {
 }
 
 /// Resolves a keyid: tenant key → researcher; enrolled, unretired worker
-/// key → worker.
+/// key → worker. Reads the last committed state on a read connection, so
+/// authentication does not wait for the writer.
 fn resolve_key(state: &AppState, keyid: &str) -> Result<Option<Credential>, ApiError> {
-    let conn = state.db().lock();
-    let tenant: Option<String> = conn
-        .query_row(
-            "SELECT tenant_id FROM tenants WHERE maintainer_pubkey = ?1",
-            params![keyid],
-            |r| r.get(0),
-        )
-        .optional()?;
-    if let Some(tenant_id) = tenant {
-        return Ok(Some(Credential::Researcher {
-            tenant_id,
-            pubkey: keyid.to_owned(),
-        }));
-    }
-    let worker: Option<String> = conn
-        .query_row(
-            "SELECT worker_id FROM workers WHERE pubkey_hex = ?1 AND retired_at IS NULL",
-            params![keyid],
-            |r| r.get(0),
-        )
-        .optional()?;
-    Ok(worker.map(|worker_id| Credential::Worker {
-        worker_id,
-        pubkey: keyid.to_owned(),
+    let found = state.db().read(|conn| {
+        let tenant: Option<String> = conn
+            .prepare_cached("SELECT tenant_id FROM tenants WHERE maintainer_pubkey = ?1")?
+            .query_row(params![keyid], |r| r.get(0))
+            .optional()?;
+        if let Some(tenant_id) = tenant {
+            return Ok(Some((true, tenant_id)));
+        }
+        let worker: Option<String> = conn
+            .prepare_cached(
+                "SELECT worker_id FROM workers WHERE pubkey_hex = ?1 AND retired_at IS NULL",
+            )?
+            .query_row(params![keyid], |r| r.get(0))
+            .optional()?;
+        Ok(worker.map(|w| (false, w)))
+    })?;
+    Ok(found.map(|(tenant, id)| {
+        if tenant {
+            Credential::Researcher {
+                tenant_id: id,
+                pubkey: keyid.to_owned(),
+            }
+        } else {
+            Credential::Worker {
+                worker_id: id,
+                pubkey: keyid.to_owned(),
+            }
+        }
     }))
 }
 
@@ -350,13 +355,12 @@ fn maintainer(state: &AppState, req: &RawRequest, auth: &str) -> Result<Credenti
         })?;
     let digest = sha256_hex(token);
     let now = crate::util::iso_now();
-    let rows: Vec<(String, Option<String>, Option<String>)> = {
-        let conn = state.db().lock();
+    let rows: Vec<(String, Option<String>, Option<String>)> = state.db().read(|conn| {
         let mut stmt =
-            conn.prepare("SELECT token_sha256, login, expires_at FROM maintainer_tokens")?;
+            conn.prepare_cached("SELECT token_sha256, login, expires_at FROM maintainer_tokens")?;
         stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
-            .collect::<Result<Vec<_>, _>>()?
-    };
+            .collect::<Result<Vec<_>, _>>()
+    })?;
     // Compare against every entry so timing does not reveal which matched.
     let mut found: Option<Option<String>> = None;
     for (hash, login, expires) in rows {

@@ -23,9 +23,10 @@ pub struct Config {
     /// `replication_factor` as written.
     pub tenant_replication_floor: u32,
     /// How long a worker holds a replica before the replica is offered to
-    /// another worker (`coordinator.md` §4.2: the real service re-delivers
-    /// to the same worker after 600 s and never reassigns; the devnet
-    /// reassigns).
+    /// another worker, or re-delivered to the same worker when no other
+    /// worker could take it (`coordinator.md` §4.2: the real service
+    /// re-delivers to the same worker after 600 s and never reassigns; the
+    /// devnet reassigns when it can).
     pub lease: Duration,
     /// Allowed clock skew of request signatures (±300 s).
     pub signature_window_secs: i64,

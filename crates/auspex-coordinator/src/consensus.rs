@@ -314,7 +314,7 @@ pub(crate) fn settle_unit(
     unit_id: &str,
     target: i64,
 ) -> ApiResult<Vec<(&'static str, Value)>> {
-    let mut stmt = tx.prepare(
+    let mut stmt = tx.prepare_cached(
         "SELECT result_id, worker_id, worker_pubkey_hex, payload_json, completed_at, \
          semantic_hash, result_sha256 FROM results WHERE experiment_id = ?1 AND unit_id = ?2 \
          ORDER BY completed_at_key, result_id",
@@ -392,32 +392,30 @@ pub(crate) fn settle_unit(
                 body.clone(),
             );
             let cose = CoseSign1::sign(statement.encode(), key.signing_key()).encode();
-            tx.execute(
+            tx.prepare_cached(
                 "INSERT INTO receipts (receipt_id, experiment_id, unit_id, result_id, worker_id, \
                  worker_pubkey, cose_blob, body_cbor, signing_key_pubkey_hex, issued_at) \
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-                params![
-                    receipt_id,
-                    exp.experiment_id,
-                    unit_id,
-                    r.result_id,
-                    r.worker_id,
-                    r.pubkey,
-                    cose,
-                    body,
-                    key.public_hex(),
-                    now
-                ],
-            )?;
+            )?
+            .execute(params![
+                receipt_id,
+                exp.experiment_id,
+                unit_id,
+                r.result_id,
+                r.worker_id,
+                r.pubkey,
+                cose,
+                body,
+                key.public_hex(),
+                now
+            ])?;
             receipted.insert(i);
             receipt_ids.push(Value::from(receipt_id));
         }
     }
     if let Some(rep) = d.representative.and_then(|i| replicas.get(i)) {
-        tx.execute(
-            "UPDATE results SET is_consensus = 1 WHERE result_id = ?1",
-            params![rep.result_id],
-        )?;
+        tx.prepare_cached("UPDATE results SET is_consensus = 1 WHERE result_id = ?1")?
+            .execute(params![rep.result_id])?;
     }
     // Every stored replica of the unit without a receipt learns it will not
     // get one (duplicates by key included).
@@ -426,14 +424,14 @@ pub(crate) fn settle_unit(
     } else {
         "quorum_disagreed"
     };
-    tx.execute(
+    tx.prepare_cached(
         "INSERT OR IGNORE INTO receipt_outcomes \
          (result_id, worker_id, experiment_id, unit_id, outcome, reason, recorded_at) \
          SELECT r.result_id, r.worker_id, r.experiment_id, r.unit_id, 'no_receipt', ?3, ?4 \
          FROM results r WHERE r.experiment_id = ?1 AND r.unit_id = ?2 \
          AND NOT EXISTS (SELECT 1 FROM receipts c WHERE c.result_id = r.result_id)",
-        params![exp.experiment_id, unit_id, reason, now],
-    )?;
+    )?
+    .execute(params![exp.experiment_id, unit_id, reason, now])?;
     let outliers: BTreeSet<&str> = replicas
         .iter()
         .enumerate()
@@ -445,27 +443,27 @@ pub(crate) fn settle_unit(
         .representative
         .and_then(|i| replicas.get(i))
         .map(|r| to_json(&r.payload));
-    tx.execute(
+    tx.prepare_cached(
         "INSERT OR REPLACE INTO unit_consensus (experiment_id, unit_id, method, agreed, \
          representative_hash, representative_json, spread_json, envelope_json, agreeing_workers, \
          outlier_count, outlier_result_hashes_json, integrity_basis, recorded_at) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
-        params![
-            exp.experiment_id,
-            unit_id,
-            d.method,
-            d.agreed,
-            d.representative_hash,
-            representative_json,
-            d.spread.as_ref().map(to_json),
-            d.envelope.as_ref().map(to_json),
-            d.agreeing_workers as i64,
-            (replicas.len() - receipted.len()) as i64,
-            to_json(&Value::Array(outlier_values)),
-            d.integrity_basis,
-            now
-        ],
-    )?;
+    )?
+    .execute(params![
+        exp.experiment_id,
+        unit_id,
+        d.method,
+        d.agreed,
+        d.representative_hash,
+        representative_json,
+        d.spread.as_ref().map(to_json),
+        d.envelope.as_ref().map(to_json),
+        d.agreeing_workers as i64,
+        (replicas.len() - receipted.len()) as i64,
+        to_json(&Value::Array(outlier_values)),
+        d.integrity_basis,
+        now
+    ])?;
     let mut events = Vec::new();
     if !receipt_ids.is_empty() {
         events.push((
@@ -489,11 +487,17 @@ pub(crate) fn late_result(
     experiment_id: &str,
     unit_id: &str,
 ) -> ApiResult<()> {
-    tx.execute(
+    tx.prepare_cached(
         "INSERT OR IGNORE INTO receipt_outcomes \
          (result_id, worker_id, experiment_id, unit_id, outcome, reason, recorded_at) \
          VALUES (?1, ?2, ?3, ?4, 'no_receipt', 'non_consensus', ?5)",
-        params![result_id, worker_id, experiment_id, unit_id, iso_now()],
-    )?;
+    )?
+    .execute(params![
+        result_id,
+        worker_id,
+        experiment_id,
+        unit_id,
+        iso_now()
+    ])?;
     Ok(())
 }

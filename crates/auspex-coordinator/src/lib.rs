@@ -10,7 +10,9 @@
 //! receipts (COSE_Sign1 over in-toto statements) signed by one persistent
 //! coordinator key. State lives in one SQLite database (WAL,
 //! `synchronous=FULL`) under the state directory; nothing is kept only in
-//! memory except the replay cache and the event ring.
+//! memory except the replay cache, the event ring and the lease picker's
+//! skip hints (derived from committed rows). Leases and result uploads are
+//! group-committed: one fsync per batch, each answered after its commit.
 //!
 //! It refuses what the real service merely stores: manifests whose
 //! signature does not verify under the uploading tenant's key, and worker

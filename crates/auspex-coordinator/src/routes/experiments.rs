@@ -157,11 +157,10 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ExperimentRow> {
 
 /// Loads an experiment by id.
 pub fn load(conn: &Connection, experiment_id: &str) -> rusqlite::Result<Option<ExperimentRow>> {
-    conn.query_row(
-        &format!("SELECT {COLS} FROM experiments WHERE experiment_id = ?1"),
-        params![experiment_id],
-        row,
-    )
+    conn.prepare_cached(&format!(
+        "SELECT {COLS} FROM experiments WHERE experiment_id = ?1"
+    ))?
+    .query_row(params![experiment_id], row)
     .optional()
 }
 
@@ -732,13 +731,14 @@ pub(crate) fn maybe_auto_complete(
     if e.status != status::APPROVED || !e.submissions_finalized {
         return Ok(Vec::new());
     }
-    let open: i64 = tx.query_row(
-        "SELECT COUNT(*) FROM work_units WHERE experiment_id = ?1 \
-         AND status IN ('pending', 'in_progress')",
-        params![experiment_id],
-        |r| r.get(0),
-    )?;
-    if open > 0 {
+    // EXISTS, not COUNT: this runs after every settled unit.
+    let open: bool = tx
+        .prepare_cached(
+            "SELECT EXISTS (SELECT 1 FROM work_units WHERE experiment_id = ?1 \
+             AND status IN ('pending', 'in_progress'))",
+        )?
+        .query_row(params![experiment_id], |r| r.get(0))?;
+    if open {
         return Ok(Vec::new());
     }
     let mut events = vec![transition(tx, &e, status::COMPLETED, "system")?];

@@ -135,19 +135,25 @@ pub fn list(
         None => None,
         Some(c) => Some(parse_cursor(c)?),
     };
-    let conn = state.db().lock();
+    let mut conn = state.db().lock();
     experiments::load_visible(&conn, cred, experiment_id)?;
     let consensus_only = include == "consensus";
     let (rows, next) = page(&conn, experiment_id, consensus_only, cursor, limit)?;
     let ids: Vec<&str> = rows.iter().map(|(_, id)| id.as_str()).collect();
     if !ids.is_empty() {
+        // One transaction (one fsync) for the page, not one per row.
         let now = iso_now();
-        let mut stmt = conn.prepare(
-            "UPDATE results SET delivered_at = COALESCE(delivered_at, ?2) WHERE result_id = ?1",
-        )?;
-        for id in &ids {
-            stmt.execute(params![id, now])?;
+        let tx = conn.transaction()?;
+        {
+            let mut stmt = tx.prepare_cached(
+                "UPDATE results SET delivered_at = COALESCE(delivered_at, ?2) \
+                 WHERE result_id = ?1",
+            )?;
+            for id in &ids {
+                stmt.execute(params![id, now])?;
+            }
         }
+        tx.commit()?;
     }
     let items: Vec<Value> = rows.into_iter().map(|(v, _)| v).collect();
     Ok(json_response(
@@ -195,7 +201,7 @@ fn page(
          AND (r.completed_at_key, r.result_id) > (?2, ?3) \
          ORDER BY r.completed_at_key, r.result_id LIMIT ?4"
     );
-    let mut stmt = conn.prepare(&sql)?;
+    let mut stmt = conn.prepare_cached(&sql)?;
     let rows: Vec<(Value, String, String)> = stmt
         .query_map(params![experiment_id, after_t, after_id, limit], item)?
         .collect::<Result<_, _>>()?;

@@ -4,9 +4,23 @@
 //! Leases: an assignment holds one replica slot of its unit until it has a
 //! result, is refused, or its lease ([`Config::lease`](crate::Config))
 //! expires. An expired replica is offered to *another* worker (the real
-//! service only re-delivers to the same worker, §4.2); the same worker
-//! never gets a second replica of a unit. A result that arrives after its
-//! lease expired is still accepted.
+//! service only re-delivers to the same worker, §4.2). When no other worker
+//! could take it — every other enrolled, active, capable worker already
+//! holds or has answered the unit, or refused it for good — the expired
+//! lease is re-delivered to its holder instead (same row, fresh lease, one
+//! more attempt, up to [`MAX_ATTEMPTS`]), as the real service does after
+//! 600 s; otherwise a unit whose holder crashed with replication = fleet
+//! size could never complete. The same worker never gets a second replica
+//! of a unit: re-delivery reuses its one assignment row, and that row takes
+//! one result. A result that arrives after its lease expired is still
+//! accepted.
+//!
+//! Leases and result uploads run in the database's group-commit writer
+//! ([`Db::write`](crate::db::Db::write)): their checks and changes happen
+//! in one transaction, and the answer is sent after the commit is durable.
+//! The CPU-heavy parts of an upload — the worker-signature check, the
+//! canonical hashes and JSON — run before, outside the writer; the
+//! signature's verdict is still reported at its place in the check order.
 
 use auspex_crypto::worker_sig::{SchemaVersion, SignedResult, semantic_hash, verify_row};
 use auspex_wire::json::Value;
@@ -46,27 +60,26 @@ struct WorkerRow {
 }
 
 fn load_worker(conn: &Connection, worker_id: &str) -> rusqlite::Result<Option<WorkerRow>> {
-    conn.query_row(
+    conn.prepare_cached(
         "SELECT worker_id, pubkey_hex, trust_tier, capabilities_json, registered_at, \
          last_heartbeat_at, retired_at, quarantined_at, quarantine_reason, paused_at, pause_reason \
          FROM workers WHERE worker_id = ?1",
-        params![worker_id],
-        |r| {
-            Ok(WorkerRow {
-                worker_id: r.get(0)?,
-                pubkey_hex: r.get(1)?,
-                trust_tier: r.get(2)?,
-                capabilities: parse_stored(&r.get::<_, String>(3)?),
-                registered_at: r.get(4)?,
-                last_heartbeat_at: r.get(5)?,
-                retired_at: r.get(6)?,
-                quarantined_at: r.get(7)?,
-                quarantine_reason: r.get(8)?,
-                paused_at: r.get(9)?,
-                pause_reason: r.get(10)?,
-            })
-        },
-    )
+    )?
+    .query_row(params![worker_id], |r| {
+        Ok(WorkerRow {
+            worker_id: r.get(0)?,
+            pubkey_hex: r.get(1)?,
+            trust_tier: r.get(2)?,
+            capabilities: parse_stored(&r.get::<_, String>(3)?),
+            registered_at: r.get(4)?,
+            last_heartbeat_at: r.get(5)?,
+            retired_at: r.get(6)?,
+            quarantined_at: r.get(7)?,
+            quarantine_reason: r.get(8)?,
+            paused_at: r.get(9)?,
+            pause_reason: r.get(10)?,
+        })
+    })
     .optional()
 }
 
@@ -317,27 +330,131 @@ const USED_SLOTS: &str = "(SELECT COUNT(*) FROM assignments a WHERE a.experiment
      AND (a.result_id IS NOT NULL OR a.lease_expires_us > ?3))";
 
 enum Pick {
-    New(String),
+    /// A unit this worker has no row for (`Some(seq)`: it is pending now).
+    New(String, Option<i64>),
+    /// A retryable refusal of this worker, re-armed (same row).
     Rearm(String, String),
+    /// This worker's own expired lease, re-delivered (same row).
+    Redeliver(String, String),
+}
+
+/// How long a heartbeat keeps a worker in the schedulable fleet
+/// (`STALE_HEARTBEAT_MINUTES = 3`, `coordinator.md` §13.3).
+const STALE_HEARTBEAT_US: i64 = 3 * 60 * 1_000_000;
+
+/// Whether the worker's own reports take it out of scheduling (thermal
+/// critical, volunteer self-pause) or an operator paused it.
+fn withheld(caps: &Value, paused_at: Option<&str>) -> bool {
+    caps.get("thermal")
+        .and_then(|t| t.get("state"))
+        .and_then(Value::as_str)
+        == Some("critical")
+        || matches!(caps.get("self_paused"), Some(Value::Bool(true)))
+        || paused_at.is_some()
+}
+
+/// Whether a worker other than `holder` could take a replica of `unit_id`
+/// now: enrolled, not retired, quarantined, paused or withheld, heartbeat
+/// not stale (a worker that never sent one counts), capable for the
+/// experiment, and either without an assignment for the unit or with a
+/// retryable refusal under the attempt cap.
+fn another_taker(
+    tx: &Transaction<'_>,
+    exp_id: &str,
+    unit_id: &str,
+    holder: &str,
+    required: &Value,
+    real: bool,
+    now_us: i64,
+) -> ApiResult<bool> {
+    let mut stmt = tx.prepare_cached(
+        "SELECT w.capabilities_json, w.last_heartbeat_at, a.assignment_id, a.refused_at, \
+         a.refused_kind, COALESCE(a.refused_reason, ''), a.attempt_count, a.result_id \
+         FROM workers w LEFT JOIN assignments a \
+           ON a.experiment_id = ?1 AND a.unit_id = ?2 AND a.worker_id = w.worker_id \
+         WHERE w.worker_id != ?3 AND w.retired_at IS NULL AND w.quarantined_at IS NULL \
+           AND w.paused_at IS NULL",
+    )?;
+    type Row = (
+        String,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+        String,
+        Option<i64>,
+        Option<String>,
+    );
+    let rows = stmt.query_map(params![exp_id, unit_id, holder], |r| {
+        Ok((
+            r.get(0)?,
+            r.get(1)?,
+            r.get(2)?,
+            r.get(3)?,
+            r.get(4)?,
+            r.get(5)?,
+            r.get(6)?,
+            r.get(7)?,
+        ))
+    })?;
+    for row in rows {
+        let (caps, heartbeat, assignment, refused_at, kind, reason, attempts, result): Row = row?;
+        let stale = heartbeat
+            .as_deref()
+            .and_then(parse_time)
+            .is_some_and(|t| now_us.saturating_sub(t.micros) > STALE_HEARTBEAT_US);
+        let caps = parse_stored(&caps);
+        if stale || withheld(&caps, None) || !satisfies(&caps, required, real) {
+            continue;
+        }
+        let free = match assignment {
+            None => true,
+            Some(_) => {
+                result.is_none()
+                    && refused_at.is_some()
+                    && attempts.unwrap_or(MAX_ATTEMPTS) < MAX_ATTEMPTS
+                    && retryable(kind.as_deref().unwrap_or(""), &reason)
+            }
+        };
+        if free {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// Skip hints a pick found, to record once its transaction has committed
+/// ([`Db::pick_hint`](crate::db::Db::pick_hint)).
+#[derive(Default)]
+struct Hints {
+    /// (experiment, hint) for the picking worker.
+    found: Vec<(String, i64)>,
+    /// (experiment, seq): a pending unit this lease moved to `in_progress`.
+    started: Option<(String, i64)>,
 }
 
 /// `Scheduler.pick_for_worker`: approved experiments in registration order;
 /// within one, pending units first, then in-progress units with a free
 /// slot (creation order) — including a unit this worker refused with a
-/// retryable kind under the attempt cap.
-fn pick(tx: &Transaction<'_>, w: &WorkerRow, now_us: i64) -> ApiResult<Option<(String, Pick)>> {
+/// retryable kind under the attempt cap, and a unit whose lease this worker
+/// let expire when no other worker could take that replica.
+///
+/// The in-progress walk starts at the worker's skip hint: every
+/// in-progress unit below it is already held by this worker, so the walk
+/// does not step over all of them on every poll (with unequal workers that
+/// run grows with how far they drift apart).
+fn pick(
+    state: &AppState,
+    tx: &Transaction<'_>,
+    w: &WorkerRow,
+    now_us: i64,
+    hints: &mut Hints,
+) -> ApiResult<Option<(String, Pick)>> {
     let caps = &w.capabilities;
-    if caps
-        .get("thermal")
-        .and_then(|t| t.get("state"))
-        .and_then(Value::as_str)
-        == Some("critical")
-        || matches!(caps.get("self_paused"), Some(Value::Bool(true)))
-        || w.paused_at.is_some()
-    {
+    if withheld(caps, w.paused_at.as_deref()) {
         return Ok(None);
     }
-    let mut stmt = tx.prepare(
+    let mut stmt = tx.prepare_cached(
         "SELECT experiment_id, required_capabilities, requires_real_execution, \
          max_concurrent_assignments FROM experiments WHERE status = 'approved' ORDER BY seq",
     )?;
@@ -346,35 +463,43 @@ fn pick(tx: &Transaction<'_>, w: &WorkerRow, now_us: i64) -> ApiResult<Option<(S
         .collect::<Result<_, _>>()?;
     drop(stmt);
     for (exp_id, required, real, max_concurrent) in exps {
-        if !satisfies(caps, &parse_stored(&required), real) {
+        let required = parse_stored(&required);
+        if !satisfies(caps, &required, real) {
             continue;
         }
         if let Some(cap) = max_concurrent {
-            let active: i64 = tx.query_row(
-                "SELECT COUNT(*) FROM assignments WHERE experiment_id = ?1 AND result_id IS NULL \
-                 AND refused_at IS NULL AND lease_expires_us > ?2",
-                params![exp_id, now_us],
-                |r| r.get(0),
-            )?;
+            let active: i64 = tx
+                .prepare_cached(
+                    "SELECT COUNT(*) FROM assignments WHERE experiment_id = ?1 \
+                     AND result_id IS NULL AND refused_at IS NULL AND lease_expires_us > ?2",
+                )?
+                .query_row(params![exp_id, now_us], |r| r.get(0))?;
             if active >= cap {
                 continue;
             }
         }
-        let pending: Option<String> = tx
-            .query_row(
-                "SELECT unit_id FROM work_units WHERE experiment_id = ?1 AND status = 'pending' \
+        let pending: Option<(String, i64)> = tx
+            .prepare_cached(
+                "SELECT unit_id, seq FROM work_units WHERE experiment_id = ?1 \
+                 AND status = 'pending' \
                  AND NOT EXISTS (SELECT 1 FROM assignments a WHERE a.experiment_id = ?1 \
                      AND a.unit_id = work_units.unit_id AND a.worker_id = ?2) \
                  ORDER BY seq LIMIT 1",
-                params![exp_id, w.worker_id],
-                |r| r.get(0),
-            )
+            )?
+            .query_row(params![exp_id, w.worker_id], |r| Ok((r.get(0)?, r.get(1)?)))
             .optional()?;
-        if let Some(unit) = pending {
-            return Ok(Some((exp_id, Pick::New(unit))));
+        if let Some((unit, seq)) = pending {
+            return Ok(Some((exp_id, Pick::New(unit, Some(seq)))));
         }
+        // Candidates, each with its unit's creation order; the earliest wins.
+        let mut best: Option<(i64, Pick)> = None;
+        let consider = |best: &mut Option<(i64, Pick)>, seq: i64, p: Pick| {
+            if best.as_ref().is_none_or(|(s, _)| seq < *s) {
+                *best = Some((seq, p));
+            }
+        };
         // A retryable refusal of this worker, re-armed (same row).
-        let mut stmt = tx.prepare(&format!(
+        let mut stmt = tx.prepare_cached(&format!(
             "SELECT a.assignment_id, a.unit_id, a.refused_kind, COALESCE(a.refused_reason, ''), u.seq \
              FROM assignments a JOIN work_units u \
                ON u.experiment_id = a.experiment_id AND u.unit_id = a.unit_id \
@@ -389,39 +514,117 @@ fn pick(tx: &Transaction<'_>, w: &WorkerRow, now_us: i64) -> ApiResult<Option<(S
             })?
             .collect::<Result<_, _>>()?;
         drop(stmt);
-        let rearm = rearm
+        if let Some((aid, unit, _, _, seq)) = rearm
             .into_iter()
-            .find(|(_, _, kind, reason, _)| retryable(kind.as_deref().unwrap_or(""), reason));
-        let fresh: Option<(String, i64)> = tx
-            .query_row(
-                &format!(
+            .find(|(_, _, kind, reason, _)| retryable(kind.as_deref().unwrap_or(""), reason))
+        {
+            consider(&mut best, seq, Pick::Rearm(aid, unit));
+        }
+        // The first in-progress unit from the hint on that this worker does
+        // not hold becomes its next hint; the walk for a free slot starts
+        // there.
+        let hint = state.db().pick_hint(&exp_id, &w.worker_id);
+        let unheld: Option<i64> = tx
+            .prepare_cached(
+                "SELECT u.seq FROM work_units u WHERE u.experiment_id = ?1 \
+                 AND u.status = 'in_progress' AND u.seq >= ?3 \
+                 AND NOT EXISTS (SELECT 1 FROM assignments a WHERE a.experiment_id = ?1 \
+                     AND a.unit_id = u.unit_id AND a.worker_id = ?2) \
+                 ORDER BY u.seq LIMIT 1",
+            )?
+            .query_row(params![exp_id, w.worker_id, hint], |r| r.get(0))
+            .optional()?;
+        hints
+            .found
+            .push((exp_id.clone(), unheld.unwrap_or(i64::MAX)));
+        let fresh: Option<(String, i64)> = match unheld {
+            None => None,
+            Some(from) => tx
+                .prepare_cached(&format!(
                     "SELECT u.unit_id, u.seq FROM work_units u WHERE u.experiment_id = ?1 \
-                     AND u.status = 'in_progress' \
+                     AND u.status = 'in_progress' AND u.seq >= ?4 \
                      AND NOT EXISTS (SELECT 1 FROM assignments a WHERE a.experiment_id = ?1 \
                          AND a.unit_id = u.unit_id AND a.worker_id = ?2) \
                      AND {USED_SLOTS} < u.replication_target ORDER BY u.seq LIMIT 1"
-                ),
-                params![exp_id, w.worker_id, now_us],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional()?;
-        match (rearm, fresh) {
-            (Some((aid, unit, _, _, rs)), Some((_, fs))) if rs < fs => {
-                return Ok(Some((exp_id, Pick::Rearm(aid, unit))));
+                ))?
+                .query_row(params![exp_id, w.worker_id, now_us, from], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })
+                .optional()?,
+        };
+        if let Some((unit, seq)) = fresh {
+            consider(&mut best, seq, Pick::New(unit, None));
+        }
+        // This worker's own expired leases (crashed or lost answers), for
+        // re-delivery when nobody else could take the replica.
+        let mut stmt = tx.prepare_cached(&format!(
+            "SELECT a.assignment_id, a.unit_id, u.seq FROM assignments a JOIN work_units u \
+               ON u.experiment_id = a.experiment_id AND u.unit_id = a.unit_id \
+             WHERE a.experiment_id = ?1 AND a.result_id IS NULL AND a.refused_at IS NULL \
+               AND a.lease_expires_us <= ?3 AND a.worker_id = ?2 \
+               AND a.attempt_count < {MAX_ATTEMPTS} \
+               AND u.status IN ('pending', 'in_progress') AND {USED_SLOTS} < u.replication_target \
+             ORDER BY u.seq"
+        ))?;
+        let expired: Vec<(String, String, i64)> = stmt
+            .query_map(params![exp_id, w.worker_id, now_us], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })?
+            .collect::<Result<_, _>>()?;
+        drop(stmt);
+        for (aid, unit, seq) in expired {
+            if best.as_ref().is_some_and(|(s, _)| *s < seq) {
+                break;
             }
-            (_, Some((unit, _))) => return Ok(Some((exp_id, Pick::New(unit)))),
-            (Some((aid, unit, ..)), None) => return Ok(Some((exp_id, Pick::Rearm(aid, unit)))),
-            (None, None) => {}
+            if !another_taker(tx, &exp_id, &unit, &w.worker_id, &required, real, now_us)? {
+                consider(&mut best, seq, Pick::Redeliver(aid, unit));
+                break;
+            }
+        }
+        if let Some((_, p)) = best {
+            return Ok(Some((exp_id, p)));
         }
     }
     Ok(None)
 }
 
 /// `GET /workers/{wid}/assignments`: 423 when quarantined or paused; the
-/// exact null shape when there is nothing; else a new (or re-armed) lease.
+/// exact null shape when there is nothing; else a new (or re-armed, or
+/// re-delivered) lease. Runs in the group-commit writer: the lease is
+/// durable before the worker hears of it.
 pub fn assignments(state: &AppState, cred: &Credential, wid: &str) -> ApiResult<Response> {
-    let mut conn = state.db().lock();
-    let w = self_worker(&conn, cred, wid)?;
+    let lease_us = i64::try_from(state.config().lease.as_micros()).unwrap_or(i64::MAX);
+    let (job_state, cred, wid) = (state.clone(), cred.clone(), wid.to_owned());
+    let hint_state = state.clone();
+    let worker = wid.clone();
+    let (v, _) = state.db().write(
+        move |tx| {
+            let mut hints = Hints::default();
+            let v = lease(&job_state, tx, &cred, &wid, lease_us, &mut hints)?;
+            Ok((v, hints))
+        },
+        move |(_, hints): &mut (Value, Hints)| {
+            let db = hint_state.db();
+            for (exp, seq) in &hints.found {
+                db.set_pick_hint(exp, &worker, *seq);
+            }
+            if let Some((exp, seq)) = &hints.started {
+                db.lower_pick_hints(exp, *seq);
+            }
+        },
+    )?;
+    Ok(json_response(StatusCode::OK, &v))
+}
+
+fn lease(
+    state: &AppState,
+    tx: &Transaction<'_>,
+    cred: &Credential,
+    wid: &str,
+    lease_us: i64,
+    hints: &mut Hints,
+) -> ApiResult<Value> {
+    let w = self_worker(tx, cred, wid)?;
     if let Some(at) = &w.quarantined_at {
         return Err(ApiError::with(
             StatusCode::LOCKED,
@@ -444,21 +647,23 @@ pub fn assignments(state: &AppState, cred: &Credential, wid: &str) -> ApiResult<
         ));
     }
     let now_us = now_micros();
-    let lease_us = i64::try_from(state.config().lease.as_micros()).unwrap_or(i64::MAX);
     let expires = now_us.saturating_add(lease_us);
     let assigned_at = iso_from_micros(now_us);
-    let tx = conn.transaction()?;
-    let Some((exp_id, pick)) = pick(&tx, &w, now_us)? else {
-        return Ok(idle());
+    let Some((exp_id, pick)) = pick(state, tx, &w, now_us, hints)? else {
+        return Ok(idle_value());
     };
+    let mut pending_seq = None;
     let (assignment_id, unit_id) = match pick {
-        Pick::New(unit_id) => {
+        Pick::New(unit_id, pending) => {
+            pending_seq = pending;
             let id = format!("asg-{}", token_urlsafe(9));
-            if let Err(e) = tx.execute(
-                "INSERT INTO assignments (assignment_id, experiment_id, unit_id, worker_id, \
-                 worker_pubkey_hex, assigned_at, lease_expires_us, attempt_count) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 1)",
-                params![
+            if let Err(e) = tx
+                .prepare_cached(
+                    "INSERT INTO assignments (assignment_id, experiment_id, unit_id, worker_id, \
+                     worker_pubkey_hex, assigned_at, lease_expires_us, attempt_count) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 1)",
+                )?
+                .execute(params![
                     id,
                     exp_id,
                     unit_id,
@@ -466,73 +671,82 @@ pub fn assignments(state: &AppState, cred: &Credential, wid: &str) -> ApiResult<
                     w.pubkey_hex,
                     assigned_at,
                     expires
-                ],
-            ) {
+                ])
+            {
                 // A concurrent pick of the same (unit, worker): no work.
                 return match unique_violation(&e) {
-                    Some(_) => Ok(idle()),
+                    Some(_) => Ok(idle_value()),
                     None => Err(e.into()),
                 };
             }
             (id, unit_id)
         }
         Pick::Rearm(id, unit_id) => {
-            tx.execute(
+            tx.prepare_cached(
                 "UPDATE assignments SET refused_at = NULL, refused_kind = NULL, \
                  refused_reason = NULL, assigned_at = ?2, lease_expires_us = ?3, \
                  attempt_count = attempt_count + 1 WHERE assignment_id = ?1",
-                params![id, assigned_at, expires],
-            )?;
+            )?
+            .execute(params![id, assigned_at, expires])?;
+            (id, unit_id)
+        }
+        Pick::Redeliver(id, unit_id) => {
+            tx.prepare_cached(
+                "UPDATE assignments SET assigned_at = ?2, lease_expires_us = ?3, \
+                 attempt_count = attempt_count + 1 WHERE assignment_id = ?1 \
+                 AND result_id IS NULL AND refused_at IS NULL",
+            )?
+            .execute(params![id, assigned_at, expires])?;
             (id, unit_id)
         }
     };
-    tx.execute(
-        "UPDATE work_units SET status = 'in_progress' WHERE experiment_id = ?1 AND unit_id = ?2 \
-         AND status = 'pending'",
-        params![exp_id, unit_id],
-    )?;
-    let (tenant_id, label, manifest_hash): (String, String, String) = tx.query_row(
-        "SELECT tenant_id, label, manifest_hash FROM experiments WHERE experiment_id = ?1",
-        params![exp_id],
-        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-    )?;
-    let (created_at, payload): (String, String) = tx.query_row(
-        "SELECT created_at, payload_json FROM work_units WHERE experiment_id = ?1 AND unit_id = ?2",
-        params![exp_id, unit_id],
-        |r| Ok((r.get(0)?, r.get(1)?)),
-    )?;
-    tx.commit()?;
-    Ok(json_response(
-        StatusCode::OK,
-        &Obj::new()
-            .set("assignment_id", assignment_id)
-            .set("assigned_at", assigned_at)
-            .set("experiment_id", exp_id)
-            .set(
-                "work_unit",
-                Obj::new()
-                    .set("schema_version", "0.1")
-                    .set("unit_id", unit_id)
-                    .set("tenant_id", tenant_id)
-                    .set("experiment_id", label)
-                    .set("manifest_sha256", manifest_hash)
-                    .set("created_at", created_at)
-                    .set("payload", parse_stored(&payload)),
-            )
-            .build(),
-    ))
+    let started = tx
+        .prepare_cached(
+            "UPDATE work_units SET status = 'in_progress' WHERE experiment_id = ?1 \
+             AND unit_id = ?2 AND status = 'pending'",
+        )?
+        .execute(params![exp_id, unit_id])?;
+    if started > 0 {
+        // Other workers' hints must not stay above a unit that just became
+        // in progress without them (a seq not at hand resets them all).
+        hints.started = Some((exp_id.clone(), pending_seq.unwrap_or(0)));
+    }
+    let (tenant_id, label, manifest_hash): (String, String, String) = tx
+        .prepare_cached(
+            "SELECT tenant_id, label, manifest_hash FROM experiments WHERE experiment_id = ?1",
+        )?
+        .query_row(params![exp_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+    let (created_at, payload): (String, String) = tx
+        .prepare_cached(
+            "SELECT created_at, payload_json FROM work_units WHERE experiment_id = ?1 \
+             AND unit_id = ?2",
+        )?
+        .query_row(params![exp_id, unit_id], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    Ok(Obj::new()
+        .set("assignment_id", assignment_id)
+        .set("assigned_at", assigned_at)
+        .set("experiment_id", exp_id)
+        .set(
+            "work_unit",
+            Obj::new()
+                .set("schema_version", "0.1")
+                .set("unit_id", unit_id)
+                .set("tenant_id", tenant_id)
+                .set("experiment_id", label)
+                .set("manifest_sha256", manifest_hash)
+                .set("created_at", created_at)
+                .set("payload", parse_stored(&payload)),
+        )
+        .build())
 }
 
-fn idle() -> Response {
-    json_response(
-        StatusCode::OK,
-        &Obj::new()
-            .set("assignment_id", Value::Null)
-            .set("assigned_at", Value::Null)
-            .set("experiment_id", Value::Null)
-            .set("work_unit", Value::Null)
-            .build(),
-    )
+fn idle_value() -> Value {
+    Obj::new()
+        .set("assignment_id", Value::Null)
+        .set("assigned_at", Value::Null)
+        .set("experiment_id", Value::Null)
+        .set("work_unit", Value::Null)
+        .build()
 }
 
 #[derive(Debug)]
@@ -552,7 +766,7 @@ fn find_assignment(
     unit_id: &str,
     assignment_id: Option<&str>,
 ) -> ApiResult<AssignmentRow> {
-    let mut stmt = conn.prepare(
+    let mut stmt = conn.prepare_cached(
         "SELECT a.assignment_id, a.experiment_id, a.result_id, a.refused_at \
          FROM assignments a JOIN experiments e ON e.experiment_id = a.experiment_id \
          WHERE a.worker_id = ?1 AND a.unit_id = ?2 AND e.status NOT IN ('aborted', 'archived') \
@@ -740,6 +954,10 @@ fn validate_result(body: &Body) -> ApiResult<ResultBody> {
 /// (devnet) the worker signature must verify for its schema version, v0–v3
 /// (422 `invalid_worker_signature`). Consensus, receipts and auto-complete
 /// run in the same transaction.
+///
+/// The signature check, the hashes and the JSON forms are computed first,
+/// outside the group-commit writer; the checks then run in order inside it,
+/// and a bad signature is reported at its place in that order.
 pub fn result(
     state: &AppState,
     cred: &Credential,
@@ -748,8 +966,86 @@ pub fn result(
     body: &Body,
 ) -> ApiResult<Response> {
     let b = validate_result(body)?;
-    let mut conn = state.db().lock();
-    let w = self_worker(&conn, cred, wid)?;
+    let served = b.served_weights.as_ref().and_then(Value::as_object);
+    let options = b.generation_options.as_ref().and_then(Value::as_array);
+    let signed = SignedResult {
+        schema_version: SchemaVersion::from_value(b.schema_version.as_ref())
+            .unwrap_or(SchemaVersion::V0),
+        served_weights: served,
+        ran_under: b.ran_under.as_deref(),
+        generation_options: options.map(Vec::as_slice),
+        ..SignedResult::v0(
+            &b.unit_id,
+            &b.worker_pubkey,
+            &b.completed_at,
+            b.exit_code,
+            &b.payload,
+        )
+    };
+    let bad_signature = verify_row(&signed, &b.worker_signature).err().map(|e| {
+        ApiError::with(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_worker_signature",
+            format!("worker_signature does not verify: {e}"),
+            Obj::new().set("schema_version", u64::from(signed.schema_version.number())),
+        )
+    });
+    let row = NewResult {
+        result_sha256: signed.result_sha256(),
+        semantic: semantic_hash(b.exit_code, &b.payload),
+        completed_key: parse_time(&b.completed_at)
+            .map(|t| t.utc_iso)
+            .unwrap_or_default(),
+        payload_json: to_json(&b.payload),
+        schema_version_json: b.schema_version.as_ref().map(to_json),
+        served_weights_json: b.served_weights.as_ref().map(to_json),
+        generation_options_json: b.generation_options.as_ref().map(to_json),
+        bad_signature,
+        b,
+    };
+    let (job_state, cred, wid, unit_id) = (
+        state.clone(),
+        cred.clone(),
+        wid.to_owned(),
+        unit_id.to_owned(),
+    );
+    let publisher = state.clone();
+    let (v, _) = state.db().write(
+        move |tx| store_result(&job_state, tx, &cred, &wid, &unit_id, row),
+        move |(_, (exp_id, events)): &mut (Value, (String, Vec<Event>))| {
+            publisher.publish(Some(exp_id), std::mem::take(events));
+        },
+    )?;
+    Ok(json_response(StatusCode::CREATED, &v))
+}
+
+type Event = (&'static str, Value);
+
+/// An upload with everything that does not need the database computed.
+struct NewResult {
+    b: ResultBody,
+    bad_signature: Option<ApiError>,
+    result_sha256: String,
+    semantic: String,
+    completed_key: String,
+    payload_json: String,
+    schema_version_json: Option<String>,
+    served_weights_json: Option<String>,
+    generation_options_json: Option<String>,
+}
+
+/// The upload's checks and changes, inside the writer's transaction.
+/// Returns the response body and the events to publish after the commit.
+fn store_result(
+    state: &AppState,
+    tx: &Transaction<'_>,
+    cred: &Credential,
+    wid: &str,
+    unit_id: &str,
+    row: NewResult,
+) -> ApiResult<(Value, (String, Vec<Event>))> {
+    let NewResult { b, .. } = &row;
+    let w = self_worker(tx, cred, wid)?;
     if b.unit_id != unit_id {
         return Err(ApiError::with(
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -770,7 +1066,7 @@ pub fn result(
                 .set("credential_pubkey", w.pubkey_hex.as_str()),
         ));
     }
-    let a = find_assignment(&conn, wid, unit_id, b.assignment_id.as_deref())?;
+    let a = find_assignment(tx, wid, unit_id, b.assignment_id.as_deref())?;
     if let Some(existing) = &a.result_id {
         return Err(ApiError::with(
             StatusCode::CONFLICT,
@@ -781,35 +1077,20 @@ pub fn result(
                 .set("existing_result_id", existing.as_str()),
         ));
     }
-    let served = b.served_weights.as_ref().and_then(Value::as_object);
-    let options = b.generation_options.as_ref().and_then(Value::as_array);
-    let signed = SignedResult {
-        schema_version: SchemaVersion::from_value(b.schema_version.as_ref())
-            .unwrap_or(SchemaVersion::V0),
-        served_weights: served,
-        ran_under: b.ran_under.as_deref(),
-        generation_options: options.map(Vec::as_slice),
-        ..SignedResult::v0(
-            &b.unit_id,
-            &b.worker_pubkey,
-            &b.completed_at,
-            b.exit_code,
-            &b.payload,
-        )
-    };
-    if let Err(e) = verify_row(&signed, &b.worker_signature) {
-        return Err(ApiError::with(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_worker_signature",
-            format!("worker_signature does not verify: {e}"),
-            Obj::new().set("schema_version", u64::from(signed.schema_version.number())),
-        ));
+    let NewResult {
+        b,
+        bad_signature,
+        result_sha256,
+        semantic,
+        completed_key,
+        payload_json,
+        schema_version_json,
+        served_weights_json,
+        generation_options_json,
+    } = row;
+    if let Some(e) = bad_signature {
+        return Err(e);
     }
-    let result_sha256 = signed.result_sha256();
-    let semantic = semantic_hash(b.exit_code, &b.payload);
-    let completed_key = parse_time(&b.completed_at)
-        .map(|t| t.utc_iso)
-        .unwrap_or_default();
     let mut env = Obj::new();
     for k in ["worker_version", "ollama_version", "served_models"] {
         if let Some(v) = w.capabilities.get(k).filter(|v| !matches!(v, Value::Null)) {
@@ -818,55 +1099,57 @@ pub fn result(
     }
     let now = iso_now();
     let result_id = format!("res-{}", token_urlsafe(9));
-    let tx = conn.transaction()?;
-    let exp = experiments::load(&tx, &a.experiment_id)?
+    let exp = experiments::load(tx, &a.experiment_id)?
         .ok_or_else(|| ApiError::Internal("assignment without experiment".into()))?;
-    tx.execute(
+    tx.prepare_cached(
         "INSERT INTO results (result_id, experiment_id, unit_id, assignment_id, worker_id, \
          worker_pubkey_hex, exit_code, payload_json, worker_signature, completed_at, \
          completed_at_key, received_at, semantic_hash, result_sha256, environment_json, \
          schema_version, served_weights_json, ran_under, generation_options_json) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)",
-        params![
-            result_id,
-            a.experiment_id,
-            unit_id,
-            a.assignment_id,
-            wid,
-            w.pubkey_hex,
-            b.exit_code,
-            to_json(&b.payload),
-            b.worker_signature,
-            b.completed_at,
-            completed_key,
-            now,
-            semantic,
-            result_sha256,
-            to_json(&env.build()),
-            b.schema_version.as_ref().map(to_json),
-            b.served_weights.as_ref().map(to_json),
-            b.ran_under,
-            b.generation_options.as_ref().map(to_json),
-        ],
-    )?;
-    tx.execute(
+    )?
+    .execute(params![
+        result_id,
+        a.experiment_id,
+        unit_id,
+        a.assignment_id,
+        wid,
+        w.pubkey_hex,
+        b.exit_code,
+        payload_json,
+        b.worker_signature,
+        b.completed_at,
+        completed_key,
+        now,
+        semantic,
+        result_sha256,
+        to_json(&env.build()),
+        schema_version_json,
+        served_weights_json,
+        b.ran_under,
+        generation_options_json,
+    ])?;
+    tx.prepare_cached(
         "UPDATE assignments SET result_id = ?2, refused_at = NULL WHERE assignment_id = ?1",
-        params![a.assignment_id, result_id],
-    )?;
-    let (unit_status, completions, target): (String, i64, i64) = tx.query_row(
-        "UPDATE work_units SET completions_so_far = completions_so_far + 1 \
-         WHERE experiment_id = ?1 AND unit_id = ?2 \
-         RETURNING status, completions_so_far, replication_target",
-        params![a.experiment_id, unit_id],
-        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-    )?;
+    )?
+    .execute(params![a.assignment_id, result_id])?;
+    let (unit_status, completions, target): (String, i64, i64) = tx
+        .prepare_cached(
+            "UPDATE work_units SET completions_so_far = completions_so_far + 1 \
+             WHERE experiment_id = ?1 AND unit_id = ?2 \
+             RETURNING status, completions_so_far, replication_target",
+        )?
+        .query_row(params![a.experiment_id, unit_id], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })?;
     let mut events = Vec::new();
     let open = matches!(unit_status.as_str(), "pending" | "in_progress");
     let unit_status_after = if open && completions >= target {
-        tx.execute(
-            "UPDATE work_units SET status = 'completed' WHERE experiment_id = ?1 AND unit_id = ?2",
-            params![a.experiment_id, unit_id],
-        )?;
+        tx.prepare_cached(
+            "UPDATE work_units SET status = 'completed' WHERE experiment_id = ?1 \
+             AND unit_id = ?2",
+        )?
+        .execute(params![a.experiment_id, unit_id])?;
         "completed".to_owned()
     } else {
         unit_status.clone()
@@ -882,32 +1165,28 @@ pub fn result(
     ));
     if open && completions >= target {
         events.extend(consensus::settle_unit(
-            &tx,
+            tx,
             state.key(),
             &exp,
             unit_id,
             target,
         )?);
         events.extend(experiments::maybe_auto_complete(
-            &tx,
+            tx,
             state.key(),
             &a.experiment_id,
         )?);
     } else if !open {
-        consensus::late_result(&tx, &result_id, wid, &a.experiment_id, unit_id)?;
+        consensus::late_result(tx, &result_id, wid, &a.experiment_id, unit_id)?;
     }
-    tx.commit()?;
-    state.publish(Some(&a.experiment_id), events);
-    Ok(json_response(
-        StatusCode::CREATED,
-        &Obj::new()
-            .set("result_id", result_id)
-            .set("unit_id", unit_id)
-            .set("unit_status_after", unit_status_after)
-            .set("completions_so_far", completions)
-            .set("replication_target", target)
-            .build(),
-    ))
+    let v = Obj::new()
+        .set("result_id", result_id)
+        .set("unit_id", unit_id)
+        .set("unit_status_after", unit_status_after)
+        .set("completions_so_far", completions)
+        .set("replication_target", target)
+        .build();
+    Ok((v, (a.experiment_id, events)))
 }
 
 /// `POST /workers/{wid}/assignments/{unit_id}/refuse` (200), §4.4.

@@ -1,7 +1,7 @@
 //! Worker routes: enrolment, the idle shape, leases, result and refusal
 //! codes, canonical receipts.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::json;
 
@@ -262,4 +262,110 @@ async fn expired_lease_goes_to_another_worker_never_the_same_one_twice() {
         )
         .await;
     assert_eq!((r.status, r.code()), (410, "receipt_will_not_issue"));
+}
+
+/// Polls `w` until it is offered `unit` (nothing else may be offered in
+/// between), within a generous deadline; no wall-clock assertion.
+async fn poll_until_offered(net: &Net, w: &Worker, unit: &str) -> Resp {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let r = w.poll(net).await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        match r.body["work_unit"]["unit_id"].as_str() {
+            Some(u) if u == unit => return r,
+            Some(other) => panic!("offered {other} while waiting for {unit}"),
+            None => {}
+        }
+        assert!(Instant::now() < deadline, "{unit} never came back");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+#[tokio::test]
+async fn expired_lease_comes_back_to_its_holder_when_no_other_worker_can_take_it() {
+    // Replication 3 and exactly three workers: when the holder of a replica
+    // crashes, no other worker may take that replica (each already holds
+    // one), so once the lease expires it is re-delivered to its holder — the
+    // same assignment row, so still one replica per worker.
+    let net = Net::start_with(|c| c.lease(Duration::from_millis(200))).await;
+    let (exp, hash) = net.ready("redeliver-one", 3).await;
+    net.submit(&exp, "redeliver-one", &hash, &["u1"]).await;
+    let a = Worker::enroll(&net, 71).await;
+    let b = Worker::enroll(&net, 72).await;
+    let c = Worker::enroll(&net, 73).await;
+    let first = a.poll(&net).await;
+    assert_eq!(first.body["work_unit"]["unit_id"], "u1", "{}", first.text);
+    for w in [&b, &c] {
+        let (unit, r) = w
+            .work_once(&net, &|_| json!({"v": 1}))
+            .await
+            .expect("test step");
+        assert_eq!((unit.as_str(), r.status), ("u1", 201), "{}", r.text);
+    }
+    // `a` crashed with its lease: it never answers. After the expiry the
+    // replica comes back to it, and to nobody else.
+    assert!(b.poll(&net).await.body["work_unit"].is_null());
+    let again = poll_until_offered(&net, &a, "u1").await;
+    assert_eq!(again.body["assignment_id"], first.body["assignment_id"]);
+    assert!(c.poll(&net).await.body["work_unit"].is_null());
+    let body = a.result_body(
+        "u1",
+        again.body["assignment_id"].as_str(),
+        json!({"v": 1}),
+        "2026-07-01T12:00:02Z",
+    );
+    let r = a.submit(&net, "u1", &body).await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    assert_eq!(r.body["unit_status_after"], "completed");
+    assert_eq!(r.body["completions_so_far"], 3);
+    // One result per worker: a second answer on the same row is refused,
+    // and nothing is offered any more.
+    let r = a.submit(&net, "u1", &body).await;
+    assert_eq!((r.status, r.code()), (409, "result_already_submitted"));
+    assert!(a.poll(&net).await.body["work_unit"].is_null());
+    let key = tenant_key();
+    let rows = net
+        .get(
+            &key,
+            &format!("/api/v0/experiments/{exp}/results?include=raw"),
+        )
+        .await;
+    let mut workers: Vec<&str> = rows.body["results"]
+        .as_array()
+        .expect("test step")
+        .iter()
+        .filter_map(|r| r["worker_id"].as_str())
+        .collect();
+    workers.sort_unstable();
+    let mut expected = vec![a.id.as_str(), b.id.as_str(), c.id.as_str()];
+    expected.sort_unstable();
+    assert_eq!(workers, expected);
+    let receipts = net
+        .get(&key, &format!("/api/v0/experiments/{exp}/receipts"))
+        .await;
+    assert_eq!(receipts.body["receipts"].as_array().map(Vec::len), Some(3));
+}
+
+#[tokio::test]
+async fn expired_lease_is_not_redelivered_while_another_worker_could_take_it() {
+    // Replication 2 with three workers: `a`'s expired replica belongs to
+    // `c`, who has none yet; `a` is not offered it again, and once `c`
+    // holds it there is no slot left for `a`'s old lease.
+    let net = Net::start_with(|c| c.lease(Duration::from_millis(200))).await;
+    let (exp, hash) = net.ready("redeliver-two", 2).await;
+    net.submit(&exp, "redeliver-two", &hash, &["u1"]).await;
+    let a = Worker::enroll(&net, 74).await;
+    let b = Worker::enroll(&net, 75).await;
+    let c = Worker::enroll(&net, 76).await;
+    let first = a.poll(&net).await;
+    assert_eq!(first.body["work_unit"]["unit_id"], "u1", "{}", first.text);
+    let (_, r) = b
+        .work_once(&net, &|_| json!({"v": 1}))
+        .await
+        .expect("test step");
+    assert_eq!(r.status, 201, "{}", r.text);
+    // Wait for the expiry through `c`, which gets the replica.
+    let taken = poll_until_offered(&net, &c, "u1").await;
+    assert_ne!(taken.body["assignment_id"], first.body["assignment_id"]);
+    assert!(a.poll(&net).await.body["work_unit"].is_null());
 }
