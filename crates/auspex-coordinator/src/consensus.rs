@@ -37,7 +37,7 @@ use crate::db::ApiResult;
 use crate::error::ApiError;
 use crate::keys::CoordinatorKey;
 use crate::routes::experiments::ExperimentRow;
-use crate::util::{Obj, iso_now, parse_stored, to_json, token_urlsafe};
+use crate::util::{Obj, iso_now, ordered_id, parse_stored, to_json};
 
 /// The Rekor placeholder of unanchored artifacts.
 pub const NO_REKOR_UUID: &str = "lab-mode-no-rekor";
@@ -385,7 +385,7 @@ pub(crate) fn settle_unit(
             };
             let body = encode_cbor(&receipt)
                 .map_err(|e| ApiError::Internal(format!("receipt encoding: {e}")))?;
-            let receipt_id = format!("rcpt-{}", token_urlsafe(9));
+            let receipt_id = format!("rcpt-{}", ordered_id());
             let statement = Statement::wrap(
                 &format!("auspexai:receipt/{receipt_id}"),
                 RECEIPT_PREDICATE_TYPE,

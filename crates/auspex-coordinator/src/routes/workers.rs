@@ -34,8 +34,8 @@ use crate::consensus;
 use crate::db::{ApiResult, unique_violation};
 use crate::error::{ApiError, json_response, validation_item};
 use crate::util::{
-    Obj, is_hex64, is_hex64_lower, iso_from_micros, iso_now, now_micros, parse_stored, parse_time,
-    to_json, token_urlsafe,
+    Obj, is_hex64, is_hex64_lower, iso_from_micros, iso_now, now_micros, ordered_id, parse_stored,
+    parse_time, to_json, token_urlsafe,
 };
 
 use super::Body;
@@ -656,7 +656,7 @@ fn lease(
     let (assignment_id, unit_id) = match pick {
         Pick::New(unit_id, pending) => {
             pending_seq = pending;
-            let id = format!("asg-{}", token_urlsafe(9));
+            let id = format!("asg-{}", ordered_id());
             if let Err(e) = tx
                 .prepare_cached(
                     "INSERT INTO assignments (assignment_id, experiment_id, unit_id, worker_id, \
@@ -1098,7 +1098,7 @@ fn store_result(
         }
     }
     let now = iso_now();
-    let result_id = format!("res-{}", token_urlsafe(9));
+    let result_id = format!("res-{}", ordered_id());
     let exp = experiments::load(tx, &a.experiment_id)?
         .ok_or_else(|| ApiError::Internal("assignment without experiment".into()))?;
     tx.prepare_cached(
