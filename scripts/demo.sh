@@ -19,7 +19,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bash scripts/python-peers.sh
-cargo build --release --quiet --bin auspex
+cargo build --release --quiet --bin auspex --bin auspex-landlock-shim
 auspex=$PWD/target/release/auspex
 sdk=$PWD/target/py-0.6.67/bin
 py055=$PWD/target/py-0.5.5/bin/python

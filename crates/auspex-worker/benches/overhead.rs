@@ -302,7 +302,11 @@ fn main() {
     .is_ok();
     // The second layer, as `auspex worker run` sets it up where the kernel
     // enforces Landlock (the shim built with this crate).
-    let shim = PathBuf::from(env!("CARGO_BIN_EXE_auspex-landlock-shim"));
+    // (`AUSPEX_LANDLOCK_SHIM=target/release/auspex` measures the CLI binary
+    // as the shim, as `auspex worker run` uses it.)
+    let shim = std::env::var_os("AUSPEX_LANDLOCK_SHIM")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_auspex-landlock-shim")));
     let layered = auspex_worker::landlock::probe(&shim).ok().map(|_| {
         SandboxMode::Bubblewrap(auspex_worker::BwrapOptions {
             landlock_shim: Some(shim.clone()),
