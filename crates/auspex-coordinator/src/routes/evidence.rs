@@ -121,8 +121,13 @@ pub(crate) async fn get_attestation(
         })
         .await?;
         let a = anchored(&state, a).await?;
-        let v = on_pool(&state, move |_| attestation::response_value(&a)).await?;
-        Ok::<_, ApiError>(json_response(StatusCode::OK, &v))
+        let body = on_pool(&state, move |_| attestation::response_json(&a)).await?;
+        let mut resp = (StatusCode::OK, body).into_response();
+        resp.headers_mut().insert(
+            axum::http::header::CONTENT_TYPE,
+            axum::http::HeaderValue::from_static("application/json"),
+        );
+        Ok::<_, ApiError>(resp)
     };
     run.await.unwrap_or_else(|e| e.into_response())
 }
