@@ -12,12 +12,11 @@ mod common;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use auspex_crypto::manifest::sign_manifest;
 use auspex_crypto::worker_sig::{SignedResult, verify_row};
 use auspex_devnet::DevnetConfig;
 use auspex_wire::attestation::AttestationResponse;
 use auspex_wire::json::{self, Value};
-use auspex_wire::manifest::{SdkProfile, parse_manifest};
+
 use auspex_worker::broker::standin::{CONTENT_PREFIX, standin_gguf_bytes};
 use common::{Tenant, obj};
 
@@ -70,16 +69,11 @@ os.rename(args["--output"] + ".tmp", args["--output"])
 /// Uploads a signed manifest declaring the stand-in model and the package;
 /// returns `(experiment id, manifest hash)`.
 async fn create_experiment(tenant: &Tenant, work: &std::path::Path) -> (String, String) {
-    let pkg = work.join("pkg");
-    std::fs::create_dir_all(&pkg).expect("mkdir");
-    std::fs::write(pkg.join("executor.py"), EXECUTOR).expect("write");
-    let digest = auspex_wire::package::package_digest(&pkg)
-        .expect("digest")
-        .sha256;
-    let mut manifest =
-        json::parse(&std::fs::read(common::example().join("manifest.json")).expect("manifest"))
-            .expect("manifest JSON");
-    if let Value::Object(m) = &mut manifest {
+    let package = common::Package {
+        files: vec![("executor.py".into(), EXECUTOR.as_bytes().to_vec())],
+        command: vec!["python3".into(), "executor.py".into()],
+    };
+    common::create_experiment_edited(tenant, work, &package, 3, |m| {
         m.insert("experiment_id".into(), Value::from(LABEL));
         m.insert(
             "models".into(),
@@ -89,51 +83,8 @@ async fn create_experiment(tenant: &Tenant, work: &std::path::Path) -> (String, 
                 ("local_weights_required", Value::Bool(true)),
             ])]),
         );
-        m.insert(
-            "executor".into(),
-            obj(vec![
-                ("command", Value::from(vec!["python3", "executor.py"])),
-                ("package_sha256", Value::from(digest)),
-            ]),
-        );
-        m.insert("replication_factor".into(), Value::from(3u64));
-    }
-    let text = json::pydantic_compact(&manifest);
-    let parsed = parse_manifest(text.as_bytes()).expect("valid manifest");
-    let sig = sign_manifest(&parsed, &tenant.key, SdkProfile::V0_5_5).expect("signed");
-    let signature = obj(vec![
-        ("sig_v", Value::from(sig.sig_v)),
-        ("maintainer_pubkey", Value::from(sig.maintainer_pubkey)),
-        ("signature", Value::from(sig.signature)),
-    ]);
-    let created = tenant
-        .json(
-            "POST",
-            "/api/v0/experiments",
-            Some(&obj(vec![("manifest", manifest), ("signature", signature)])),
-        )
-        .await;
-    let id = created
-        .get("experiment_id")
-        .and_then(Value::as_str)
-        .expect("id")
-        .to_owned();
-    let archive = auspex_wire::package::build_package_archive(&pkg).expect("archive");
-    let (status, out) = tenant
-        .call_with(
-            "POST",
-            "/api/v0/packages",
-            archive.bytes.clone(),
-            "application/gzip",
-            &[("x-package-digest", archive.digest.sha256.as_str())],
-        )
-        .await;
-    assert!(
-        status < 300,
-        "package upload: {status} {}",
-        String::from_utf8_lossy(&out)
-    );
-    (id, parsed.manifest_hash())
+    })
+    .await
 }
 
 async fn submit_prompts(tenant: &Tenant, id: &str, manifest_hash: &str) {

@@ -741,6 +741,14 @@ pub fn write_ascii_string(s: &str, out: &mut String) {
     out.push('"');
 }
 
+/// Python's `repr()` of a `str`: single quotes unless the text holds a
+/// single quote and no double quote; backslash escapes for the quote, `\\`,
+/// `\n`, `\r`, `\t`, and `\x`/`\u`/`\U` escapes for characters Python does
+/// not consider printable.
+pub fn python_str_repr(s: &str) -> String {
+    crate::manifest::pyrepr_str(s)
+}
+
 /// Python's `repr(float)` (what `json.dumps` writes for floats, with `NaN`,
 /// `Infinity` and `-Infinity` for the non-finite values).
 pub fn python_float_repr(f: f64) -> String {

@@ -39,6 +39,22 @@ fn prereg_manifest() -> Value {
     m
 }
 
+/// Uploads `m` signed (0.6.67 profile) by `key`; asserts 201.
+async fn upload(net: &Net, key: &auspex_crypto::keys::TenantKey, m: &Value) -> Resp {
+    let parsed = parse_manifest(&serde_json::to_vec(m).expect("json")).expect("valid v0.4");
+    let sig = sign_manifest(&parsed, key, SdkProfile::V0_6_67).expect("sign");
+    let sig = json!({"sig_v": sig.sig_v, "maintainer_pubkey": sig.maintainer_pubkey, "signature": sig.signature});
+    let r = net
+        .post(
+            key,
+            "/api/v0/experiments",
+            &json!({"manifest": m, "signature": sig}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    r
+}
+
 /// The map member `key` of a decoded CBOR map.
 fn member<'a>(m: &'a Cbor, key: &str) -> Option<&'a Cbor> {
     match m {
@@ -84,17 +100,7 @@ async fn pre_registration_and_deviations_are_anchored_and_bundled() {
     let key = tenant_key();
     net.add_tenant(TENANT, &key).await;
     let m = prereg_manifest();
-    let parsed = parse_manifest(&serde_json::to_vec(&m).expect("json")).expect("valid v0.4");
-    let sig = sign_manifest(&parsed, &key, SdkProfile::V0_6_67).expect("sign");
-    let sig = json!({"sig_v": sig.sig_v, "maintainer_pubkey": sig.maintainer_pubkey, "signature": sig.signature});
-    let r = net
-        .post(
-            &key,
-            "/api/v0/experiments",
-            &json!({"manifest": m, "signature": sig}),
-        )
-        .await;
-    assert_eq!(r.status, 201, "{}", r.text);
+    let r = upload(&net, &key, &m).await;
     let exp = r.body["experiment_id"].as_str().expect("id").to_owned();
     let hash = r.body["manifest_hash"].as_str().expect("hash").to_owned();
     assert_eq!(net.approve(&exp, "").await.status, 200);
@@ -272,17 +278,7 @@ async fn official_cli_declares_a_deviation() {
     let key = tenant_key();
     net.add_tenant(TENANT, &key).await;
     let m = prereg_manifest();
-    let parsed = parse_manifest(&serde_json::to_vec(&m).expect("json")).expect("valid v0.4");
-    let sig = sign_manifest(&parsed, &key, SdkProfile::V0_6_67).expect("sign");
-    let sig = json!({"sig_v": sig.sig_v, "maintainer_pubkey": sig.maintainer_pubkey, "signature": sig.signature});
-    let r = net
-        .post(
-            &key,
-            "/api/v0/experiments",
-            &json!({"manifest": m, "signature": sig}),
-        )
-        .await;
-    assert_eq!(r.status, 201, "{}", r.text);
+    let r = upload(&net, &key, &m).await;
     let exp = r.body["experiment_id"].as_str().expect("id").to_owned();
     let key_path = net.dir.path().join("tenant_key");
     auspex_crypto::keys::save(&key, &key_path, false).expect("key file");

@@ -261,6 +261,18 @@ pub async fn create_experiment_with(
     package: &Package,
     replication: u32,
 ) -> (String, String) {
+    create_experiment_edited(tenant, work, package, replication, |_| {}).await
+}
+
+/// Like [`create_experiment_with`]; `edit` changes the doubler's manifest
+/// (after the executor and replication are set) before it is signed.
+pub async fn create_experiment_edited(
+    tenant: &Tenant,
+    work: &Path,
+    package: &Package,
+    replication: u32,
+    edit: impl FnOnce(&mut json::Object),
+) -> (String, String) {
     let pkg = work.join("pkg");
     std::fs::create_dir_all(&pkg).expect("mkdir");
     for (name, bytes) in &package.files {
@@ -285,6 +297,7 @@ pub async fn create_experiment_with(
             "replication_factor".into(),
             Value::from(i64::from(replication)),
         );
+        edit(m);
     }
     let text = json::pydantic_compact(&manifest);
     let parsed = parse_manifest(text.as_bytes()).expect("valid manifest");

@@ -35,6 +35,7 @@
 mod check;
 pub mod email;
 mod pyrepr;
+pub(crate) use pyrepr::repr_str as pyrepr_str;
 mod signature;
 mod signing;
 mod types;
