@@ -48,6 +48,24 @@ fn workers_by_unit(rows: &[Value]) -> BTreeMap<String, Vec<String>> {
     by_unit
 }
 
+/// Waits for the anchored final attestation, verifies it (every unit
+/// attested), and returns the raw results after checking each unit was
+/// replicated exactly three times.
+async fn completed_and_replicated(
+    tenant: &Tenant,
+    info: &DevnetInfo,
+    id: &str,
+    deadline: Duration,
+) -> Vec<Value> {
+    let bytes = wait_anchored_attestation(tenant, id, deadline, Duration::from_millis(200)).await;
+    let response = AttestationResponse::parse(&bytes).expect("attestation response");
+    let verified = verify_final(info, &response);
+    assert_eq!(verified.predicate().units.len(), UNITS);
+    let rows = raw_results(tenant, id).await;
+    assert_replicated_once(&rows, 3);
+    rows
+}
+
 /// Every unit has exactly `replication` raw rows, from distinct workers.
 fn assert_replicated_once(rows: &[Value], replication: usize) {
     let by_unit = workers_by_unit(rows);
@@ -601,19 +619,7 @@ async fn replica_reoffered_after(fault: auspex_worker::Fault) {
     let (id, hash) = create_experiment(&tenant, dir.path(), Executor::Python, 3).await;
     submit_units(&tenant, &id, &hash, UNITS).await;
 
-    let bytes = wait_anchored_attestation(
-        &tenant,
-        &id,
-        Duration::from_secs(120),
-        Duration::from_millis(200),
-    )
-    .await;
-    let response = AttestationResponse::parse(&bytes).expect("attestation response");
-    let verified = verify_final(&info, &response);
-    assert_eq!(verified.predicate().units.len(), UNITS);
-
-    let rows = raw_results(&tenant, &id).await;
-    assert_replicated_once(&rows, 3);
+    let rows = completed_and_replicated(&tenant, &info, &id, Duration::from_secs(120)).await;
     let (_, faulty_worker, _, _) = assert_one_replica_reoffered(&state, &id, &rows, lease);
     // The faulty worker produced nothing at all (it stopped at its first
     // lease).
@@ -726,19 +732,7 @@ async fn a_worker_killed_mid_unit_loses_the_replica_to_another_worker_after_its_
         "{unit} was uploaded before the kill: {victim_stats:?}"
     );
 
-    let bytes = wait_anchored_attestation(
-        &tenant,
-        &id,
-        Duration::from_secs(180),
-        Duration::from_millis(200),
-    )
-    .await;
-    let response = AttestationResponse::parse(&bytes).expect("attestation response");
-    let verified = verify_final(&info, &response);
-    assert_eq!(verified.predicate().units.len(), UNITS);
-
-    let rows = raw_results(&tenant, &id).await;
-    assert_replicated_once(&rows, 3);
+    let rows = completed_and_replicated(&tenant, &info, &id, Duration::from_secs(180)).await;
     let (lost_unit, lost_worker, _, _) = assert_one_replica_reoffered(&state, &id, &rows, lease);
     assert_eq!(lost_unit, unit);
     assert_eq!(lost_worker, victim_stats.worker_id);
