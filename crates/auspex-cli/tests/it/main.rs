@@ -7,6 +7,7 @@ mod errors;
 mod help;
 mod interop;
 mod key;
+mod landlock;
 mod manifest;
 mod receipts;
 mod tlog;
