@@ -226,11 +226,74 @@ impl Artifact<'_> {
         }
     }
 
-    fn prereg_kind(self) -> Option<(prereg::Kind, String)> {
+    /// The owned form, for the blocking pool.
+    fn target(self) -> Target {
         match self {
-            Artifact::Attestation(_) => None,
-            Artifact::PreRegistration(id) => Some((prereg::Kind::PreRegistration, id.to_owned())),
-            Artifact::Deviation(id) => Some((prereg::Kind::Deviation, id.to_owned())),
+            Artifact::Attestation(id) => Target::Attestation(id.to_owned()),
+            Artifact::PreRegistration(id) => {
+                Target::Prereg(prereg::Kind::PreRegistration, id.to_owned())
+            }
+            Artifact::Deviation(id) => Target::Prereg(prereg::Kind::Deviation, id.to_owned()),
+        }
+    }
+}
+
+/// An [`Artifact`] with its id owned, and where its anchor is stored.
+enum Target {
+    Attestation(String),
+    Prereg(prereg::Kind, String),
+}
+
+impl Target {
+    /// The COSE bytes to log, when it still waits for the log (not
+    /// anchored, not terminal).
+    fn unanchored_cose(&self, conn: &rusqlite::Connection) -> Option<Vec<u8>> {
+        match self {
+            Target::Attestation(id) => {
+                let terminal: bool = conn
+                    .query_row(
+                        "SELECT anchor_terminal FROM attestations WHERE attestation_id = ?1",
+                        [id],
+                        |r| r.get(0),
+                    )
+                    .unwrap_or(true);
+                attestation::load_by_id(conn, id)
+                    .ok()
+                    .flatten()
+                    .filter(|a| !a.anchored() && !terminal)
+                    .map(|a| a.cose)
+            }
+            Target::Prereg(kind, id) => prereg::unanchored_cose(conn, *kind, id).ok().flatten(),
+        }
+    }
+
+    /// Records what the log answered.
+    fn store(&self, conn: &rusqlite::Connection, result: Post) -> crate::db::ApiResult<()> {
+        match (self, result) {
+            (Target::Attestation(id), Post::Done(index, uuid, proof)) => {
+                attestation::set_anchor(conn, id, index, &uuid, proof.as_ref())
+            }
+            (Target::Prereg(kind, id), Post::Done(index, uuid, proof)) => {
+                prereg::set_anchor(conn, *kind, id, index, &uuid, proof.as_ref())
+            }
+            (t, Post::Transient(e)) => t.record_failure(conn, false, &e),
+            (t, Post::Permanent(_, e)) => t.record_failure(conn, true, &e),
+        }
+    }
+
+    fn record_failure(
+        &self,
+        conn: &rusqlite::Connection,
+        permanent: bool,
+        error: &str,
+    ) -> crate::db::ApiResult<()> {
+        match self {
+            Target::Attestation(id) => {
+                attestation::record_anchor_failure(conn, id, permanent, error)
+            }
+            Target::Prereg(kind, id) => {
+                prereg::record_anchor_failure(conn, *kind, id, permanent, error)
+            }
         }
     }
 }
@@ -294,46 +357,15 @@ async fn prereg_waiting(state: &AppState, attestation_id: &str) -> Option<String
     .flatten()
 }
 
-/// The COSE bytes to log, when the artifact still waits for the log.
-async fn unanchored(state: &AppState, artifact: Artifact<'_>) -> Option<Vec<u8>> {
-    let s = state.clone();
-    match artifact {
-        Artifact::Attestation(id) => {
-            let id = id.to_owned();
-            tokio::task::spawn_blocking(move || {
-                let conn = s.db().lock();
-                let terminal: bool = conn
-                    .query_row(
-                        "SELECT anchor_terminal FROM attestations WHERE attestation_id = ?1",
-                        [&id],
-                        |r| r.get(0),
-                    )
-                    .unwrap_or(true);
-                attestation::load_by_id(&conn, &id)
-                    .ok()
-                    .flatten()
-                    .filter(|a| !a.anchored() && !terminal)
-                    .map(|a| a.cose)
-            })
-            .await
-            .ok()
-            .flatten()
-        }
-        other => {
-            let (kind, id) = other.prereg_kind()?;
-            tokio::task::spawn_blocking(move || {
-                let conn = s.db().lock();
-                prereg::unanchored_cose(&conn, kind, &id).ok().flatten()
-            })
-            .await
-            .ok()
-            .flatten()
-        }
-    }
-}
-
 async fn attempt(state: &AppState, base: &str, artifact: Artifact<'_>) -> AnchorOutcome {
-    let Some(cose) = unanchored(state, artifact).await else {
+    let s = state.clone();
+    let target = artifact.target();
+    let loaded = tokio::task::spawn_blocking(move || {
+        let cose = target.unanchored_cose(&s.db().lock());
+        (target, cose)
+    })
+    .await;
+    let Ok((target, Some(cose))) = loaded else {
         return AnchorOutcome::Skipped;
     };
     let client = state.http();
@@ -355,36 +387,7 @@ async fn attempt(state: &AppState, base: &str, artifact: Artifact<'_>) -> Anchor
         Post::Permanent(_, e) => AnchorOutcome::Permanent(e.clone()),
     };
     let s = state.clone();
-    let attestation_id = match artifact {
-        Artifact::Attestation(id) => Some(id.to_owned()),
-        _ => None,
-    };
-    let other = artifact.prereg_kind();
-    let stored = tokio::task::spawn_blocking(move || {
-        let conn = s.db().lock();
-        match (attestation_id, other, result) {
-            (Some(id), _, Post::Done(index, uuid, proof)) => {
-                attestation::set_anchor(&conn, &id, index, &uuid, proof.as_ref())
-            }
-            (Some(id), _, Post::Transient(e)) => {
-                attestation::record_anchor_failure(&conn, &id, false, &e)
-            }
-            (Some(id), _, Post::Permanent(_, e)) => {
-                attestation::record_anchor_failure(&conn, &id, true, &e)
-            }
-            (None, Some((kind, id)), Post::Done(index, uuid, proof)) => {
-                prereg::set_anchor(&conn, kind, &id, index, &uuid, proof.as_ref())
-            }
-            (None, Some((kind, id)), Post::Transient(e)) => {
-                prereg::record_anchor_failure(&conn, kind, &id, false, &e)
-            }
-            (None, Some((kind, id)), Post::Permanent(_, e)) => {
-                prereg::record_anchor_failure(&conn, kind, &id, true, &e)
-            }
-            (None, None, _) => Ok(()),
-        }
-    })
-    .await;
+    let stored = tokio::task::spawn_blocking(move || target.store(&s.db().lock(), result)).await;
     match stored {
         Ok(Ok(())) => outcome,
         Ok(Err(e)) => AnchorOutcome::Transient(format!("storing the anchor failed: {e}")),
