@@ -269,15 +269,18 @@ pub fn bundle_block(conn: &Connection, experiment_id: &str) -> ApiResult<Option<
         .optional()?)
 }
 
+/// The columns [`deviation_row`] reads, in its order.
+const DEVIATION_COLUMNS: &str = "deviation_id, experiment_id, manifest_hash, what_changed, why, \
+     tenant_pubkey_hex, tenant_signature_b64, declared_at, cose_blob, signing_key_pubkey_hex, \
+     rekor_log_index, rekor_entry_uuid, rekor_inclusion_proof_json";
+
 /// Every deviation of an experiment, oldest first, as served by the API and
 /// in bundles.
 pub fn deviations(conn: &Connection, experiment_id: &str) -> ApiResult<Vec<Value>> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT deviation_id, experiment_id, manifest_hash, what_changed, why, \
-         tenant_pubkey_hex, tenant_signature_b64, declared_at, cose_blob, \
-         signing_key_pubkey_hex, rekor_log_index, rekor_entry_uuid, rekor_inclusion_proof_json \
-         FROM pre_registration_deviations WHERE experiment_id = ?1 ORDER BY seq",
-    )?;
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {DEVIATION_COLUMNS} FROM pre_registration_deviations \
+             WHERE experiment_id = ?1 ORDER BY seq"
+    ))?;
     let rows = stmt.query_map(params![experiment_id], deviation_row)?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
@@ -286,10 +289,7 @@ pub fn deviations(conn: &Connection, experiment_id: &str) -> ApiResult<Vec<Value
 pub fn deviation(conn: &Connection, deviation_id: &str) -> ApiResult<Option<Value>> {
     Ok(conn
         .query_row(
-            "SELECT deviation_id, experiment_id, manifest_hash, what_changed, why, \
-             tenant_pubkey_hex, tenant_signature_b64, declared_at, cose_blob, \
-             signing_key_pubkey_hex, rekor_log_index, rekor_entry_uuid, \
-             rekor_inclusion_proof_json FROM pre_registration_deviations WHERE deviation_id = ?1",
+            &format!("SELECT {DEVIATION_COLUMNS} FROM pre_registration_deviations WHERE deviation_id = ?1"),
             params![deviation_id],
             deviation_row,
         )

@@ -22,7 +22,7 @@ impl futures_core::Stream for Chunks {
     }
 }
 
-fn chunked_body(total: usize) -> reqwest::Body {
+pub(crate) fn chunked_body(total: usize) -> reqwest::Body {
     reqwest::Body::wrap_stream(Chunks(total / (64 * 1024) + 1))
 }
 

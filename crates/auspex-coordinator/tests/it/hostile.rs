@@ -408,13 +408,11 @@ async fn every_route_answers_hostile_input_with_a_4xx() {
     // Oversized chunked bodies on every POST route.
     for &(_, template) in ROUTES.iter().filter(|(m, _)| *m == "POST") {
         let target = fill(template, &ids, "pause", None);
-        let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
-            (0..40).map(|_| Ok(vec![b' '; 64 * 1024])).collect();
         let r = net
             .http
             .post(net.url(&target))
             .header("content-type", "application/json")
-            .body(reqwest::Body::wrap_stream(futures_util_iter(chunks)))
+            .body(crate::bad_input::chunked_body(5 * 512 * 1024))
             .send()
             .await;
         // The server may answer 413 and close before reading everything;
@@ -440,21 +438,4 @@ async fn every_route_answers_hostile_input_with_a_4xx() {
         .await;
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(r.body["results"].as_array().map(Vec::len), Some(1));
-}
-
-/// A stream over ready chunks (no extra dependency for one test).
-fn futures_util_iter(
-    chunks: Vec<Result<Vec<u8>, std::io::Error>>,
-) -> impl futures_core::Stream<Item = Result<Vec<u8>, std::io::Error>> + Send + 'static {
-    struct Iter(std::vec::IntoIter<Result<Vec<u8>, std::io::Error>>);
-    impl futures_core::Stream for Iter {
-        type Item = Result<Vec<u8>, std::io::Error>;
-        fn poll_next(
-            mut self: std::pin::Pin<&mut Self>,
-            _: &mut std::task::Context<'_>,
-        ) -> std::task::Poll<Option<Self::Item>> {
-            std::task::Poll::Ready(self.0.next())
-        }
-    }
-    Iter(chunks.into_iter())
 }
