@@ -46,11 +46,7 @@ fn main() -> ExitCode {
 fn landlock_shim(args: &[std::ffi::OsString]) -> ExitCode {
     match auspex_worker::landlock::shim(args) {
         Ok(enforcement) => {
-            let word = match enforcement {
-                auspex_worker::landlock::Enforcement::Full => "full",
-                auspex_worker::landlock::Enforcement::Partial => "partial",
-            };
-            println!("landlock: {word}");
+            println!("{}", enforcement.probe_line());
             ExitCode::SUCCESS
         }
         Err(e) => {

@@ -63,6 +63,16 @@ pub enum Enforcement {
     Partial,
 }
 
+impl Enforcement {
+    /// The line the shim prints after `--probe` ([`probe`] reads it back).
+    pub fn probe_line(self) -> &'static str {
+        match self {
+            Enforcement::Full => "landlock: full",
+            Enforcement::Partial => "landlock: partial",
+        }
+    }
+}
+
 /// Why a restriction could not be applied.
 #[derive(Debug, thiserror::Error)]
 pub enum LandlockError {
@@ -174,10 +184,13 @@ pub fn probe(shim_binary: &Path) -> Result<Enforcement, String> {
         .output()
         .map_err(|e| format!("cannot run {}: {e}", shim_binary.display()))?;
     let text = String::from_utf8_lossy(&out.stdout);
-    match (out.status.success(), text.trim()) {
-        (true, "landlock: full") => Ok(Enforcement::Full),
-        (true, "landlock: partial") => Ok(Enforcement::Partial),
-        _ => Err(format!(
+    let line = text.trim();
+    match [Enforcement::Full, Enforcement::Partial]
+        .into_iter()
+        .find(|e| out.status.success() && e.probe_line() == line)
+    {
+        Some(e) => Ok(e),
+        None => Err(format!(
             "{}{}",
             text.trim(),
             String::from_utf8_lossy(&out.stderr).trim()

@@ -140,12 +140,18 @@ pub(crate) fn landlock_shim(p: &mut Printer) -> Option<PathBuf> {
     // The stand-alone shim next to this binary, when installed, starts
     // about a millisecond faster per unit than this (much larger) binary.
     let small = exe.with_file_name("auspex-landlock-shim");
-    let exe = if small.is_file() && auspex_worker::landlock::probe(&small).is_ok() {
-        small
-    } else {
-        exe
+    let small_probe = small
+        .is_file()
+        .then(|| auspex_worker::landlock::probe(&small))
+        .filter(Result::is_ok);
+    let (exe, probe) = match small_probe {
+        Some(probe) => (small, probe),
+        None => {
+            let probe = auspex_worker::landlock::probe(&exe);
+            (exe, probe)
+        }
     };
-    match auspex_worker::landlock::probe(&exe) {
+    match probe {
         Ok(auspex_worker::landlock::Enforcement::Full) => {
             p.note("sandbox: bubblewrap + Landlock");
             Some(exe)

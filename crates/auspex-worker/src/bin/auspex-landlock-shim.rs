@@ -9,7 +9,7 @@
 use std::ffi::OsString;
 use std::process::ExitCode;
 
-use auspex_worker::landlock::{self, Enforcement, SHIM_COMMAND, SHIM_FAILED};
+use auspex_worker::landlock::{self, SHIM_COMMAND, SHIM_FAILED};
 
 fn main() -> ExitCode {
     let args: Vec<OsString> = std::env::args_os().skip(1).collect();
@@ -24,14 +24,7 @@ fn main() -> ExitCode {
     };
     match landlock::shim(rest) {
         Ok(e) => {
-            println!(
-                "landlock: {}",
-                if e == Enforcement::Full {
-                    "full"
-                } else {
-                    "partial"
-                }
-            );
+            println!("{}", e.probe_line());
             ExitCode::SUCCESS
         }
         Err(e) => {
