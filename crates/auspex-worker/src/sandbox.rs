@@ -348,7 +348,7 @@ pub fn bwrap_argv(opts: &BwrapOptions, limits: &Limits, plan: &SandboxPlan<'_>) 
     ];
     wrapper.extend(plan.argv.iter().cloned());
     if opts.landlock_shim.is_some() {
-        a.extend(landlock::shim_argv(&landlock_policy(opts, plan), &wrapper));
+        a.extend(landlock::shim_argv(&landlock_policy(plan), &wrapper));
     } else {
         a.extend(wrapper);
     }
@@ -359,10 +359,10 @@ pub fn bwrap_argv(opts: &BwrapOptions, limits: &Limits, plan: &SandboxPlan<'_>) 
 /// system directories, `/etc`, the extra binds, the package and the model
 /// store; write only in the workspace and `/tmp` (devices and `/proc` are
 /// added by [`landlock::restrict`]).
-pub fn landlock_policy(opts: &BwrapOptions, plan: &SandboxPlan<'_>) -> landlock::Policy {
+pub fn landlock_policy(plan: &SandboxPlan<'_>) -> landlock::Policy {
     let mut read: Vec<PathBuf> = ["/usr", "/etc"].iter().map(PathBuf::from).collect();
     read.extend(SYSTEM_DIRS.iter().map(PathBuf::from));
-    read.extend(opts.extra_ro_binds.iter().cloned());
+    // (`plan.extra_ro` already holds `BwrapOptions::extra_ro_binds`.)
     read.extend(plan.extra_ro.iter().cloned());
     read.push(plan.package_dir.to_path_buf());
     if let Some(m) = plan.model_dir {
